@@ -1,0 +1,79 @@
+"""Edge configuration (edge layer): buses and the device instances on them.
+
+A device instance only says which bus, which unit id and which profile; everything else
+comes from the profile, with optional per-device rule overrides (thresholds pushed later
+by central land here too).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from device_profiles.schema import SerialSettings
+
+DeviceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+BusName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RuleOverride(_Strict):
+    """Per-device changes to one of the profile's rules."""
+
+    limit: float | None = None
+    clear: float | None = None
+    delay_s: Annotated[float, Field(ge=0, le=86_400)] | None = None
+    clear_delay_s: Annotated[float, Field(ge=0, le=86_400)] | None = None
+    enabled: bool | None = None
+
+
+class DeviceConfig(_Strict):
+    id: DeviceId
+    unit: Annotated[int, Field(ge=0, le=247)]
+    profile: str
+    location: Annotated[str, Field(max_length=200)] = ""
+    rules: dict[str, RuleOverride] = Field(default_factory=dict)
+
+
+class BusConfig(_Strict):
+    """One physical bus: a serial line (RTU), a TCP endpoint, or RTU tunnelled over TCP."""
+
+    name: BusName
+    transport: Literal["rtu", "tcp", "rtu_over_tcp"]
+    port: str | None = None  # serial device path, for rtu
+    serial: SerialSettings | None = None  # overrides the profiles' serial defaults
+    host: str | None = None  # for tcp / rtu_over_tcp
+    tcp_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    poll_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    timeout_ms: Annotated[int, Field(ge=20, le=10_000)] | None = None  # overrides the profiles'
+    devices: Annotated[list[DeviceConfig], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> Self:
+        if self.transport == "rtu" and not self.port:
+            raise ValueError(f"bus {self.name!r}: an rtu bus needs 'port' (the serial device, e.g. /dev/ttyUSB0)")
+        if self.transport in ("tcp", "rtu_over_tcp") and (not self.host or not self.tcp_port):
+            raise ValueError(f"bus {self.name!r}: a {self.transport} bus needs 'host' and 'tcp_port'")
+        units = [d.unit for d in self.devices]
+        if len(units) != len(set(units)):
+            raise ValueError(f"bus {self.name!r}: two devices share a unit id")
+        return self
+
+
+class EdgeConfig(_Strict):
+    buses: Annotated[list[BusConfig], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        names = [b.name for b in self.buses]
+        if len(names) != len(set(names)):
+            raise ValueError("bus names must be unique")
+        ids = [d.id for b in self.buses for d in b.devices]
+        if len(ids) != len(set(ids)):
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"device ids must be unique in a store: {dupes}")
+        return self

@@ -1,0 +1,1 @@
+"""The versioned MQTT contract between store gateways and central (protocols layer)."""

@@ -1,0 +1,206 @@
+"""Payload models of MQTT contract v1 (protocols layer).
+
+Every message carries `schema_version`, a unique `message_id` and its `store_id`; events
+also carry the store's monotonic `seq`. Central is idempotent on `message_id`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from protocols.mqtt.topics import STORE_ID_PATTERN, TopicError, TopicKind, parse_topic
+
+SCHEMA_VERSION = 1
+MAX_PAYLOAD_BYTES = 256 * 1024
+
+StoreId = Annotated[str, Field(pattern=STORE_ID_PATTERN)]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
+EvidenceValue = float | int | bool | str | None
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    MAJOR = "major"
+    MINOR = "minor"
+    INFO = "info"
+
+
+class FaultClass(StrEnum):
+    """What is at stake; drives priority (food safety first)."""
+
+    FOOD_SAFETY = "food_safety"
+    SAFETY = "safety"
+    REVENUE = "revenue"
+    COMFORT = "comfort"
+    EQUIPMENT = "equipment"
+
+
+class TicketClass(StrEnum):
+    """Who handles it: a technician repair, or a task for the store's own staff."""
+
+    REPAIR = "repair"
+    STORE_TASK = "store_task"
+
+
+class FaultState(StrEnum):
+    RAISED = "raised"
+    UPDATED = "updated"
+    CLEARED = "cleared"
+
+
+class Quality(StrEnum):
+    GOOD = "good"
+    BAD = "bad"  # probe fault / sentinel / implausible
+    STALE = "stale"  # device not answering: value unknown
+
+
+class TicketStatusValue(StrEnum):
+    NEW = "new"
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    EN_ROUTE = "en_route"
+    ON_SITE = "on_site"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+def new_message_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    message_id: Annotated[str, Field(min_length=8, max_length=64)] = Field(default_factory=new_message_id)
+    store_id: StoreId
+    sent_at: AwareDatetime = Field(default_factory=utcnow)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class FaultEvent(Message):
+    """A fault of one device changed state at the edge."""
+
+    kind: Literal["fault"] = "fault"
+    seq: Annotated[int, Field(ge=0)]
+    device_id: Identifier
+    device_model: Identifier
+    fault_code: Identifier
+    state: FaultState
+    severity: Severity
+    fault_class: FaultClass
+    ticket_class: TicketClass
+    occurred_at: AwareDatetime
+    description: Annotated[str, Field(max_length=500)] = ""
+    location: Annotated[str, Field(max_length=200)] = ""
+    evidence: dict[Identifier, EvidenceValue] = Field(default_factory=dict)
+
+
+class TelemetryPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device_id: Identifier
+    point: Identifier
+    value: float | int | bool | str | None
+    quality: Quality = Quality.GOOD
+    unit: Annotated[str, Field(max_length=16)] = ""
+
+
+class TelemetryBatch(Message):
+    """All points of one store for one cycle: one message per store, never one per point."""
+
+    kind: Literal["telemetry"] = "telemetry"
+    seq: Annotated[int, Field(ge=0)]
+    taken_at: AwareDatetime
+    points: Annotated[list[TelemetryPoint], Field(max_length=5000)]
+
+
+class DeviceHealth(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device_id: Identifier
+    device_model: Identifier
+    online: bool
+    location: Annotated[str, Field(max_length=200)] = ""
+    last_ok_at: AwareDatetime | None = None
+
+
+class StoreHealth(Message):
+    """Retained; the broker publishes the last will (online=false) when the gateway vanishes."""
+
+    kind: Literal["health"] = "health"
+    online: bool
+    gateway_version: Annotated[str, Field(max_length=32)] = ""
+    devices: Annotated[list[DeviceHealth], Field(max_length=2000)] = Field(default_factory=list)
+
+
+class TicketStatus(Message):
+    """Central tells the store where the repair of one of its faults stands (full state, not a delta)."""
+
+    kind: Literal["ticket_status"] = "ticket_status"
+    ticket_id: Annotated[int, Field(ge=1)]
+    ticket_number: Annotated[str, Field(max_length=32)]
+    version: Annotated[int, Field(ge=1)]  # grows with every change; the store keeps the highest
+    device_id: Identifier
+    fault_code: Identifier
+    status: TicketStatusValue
+    priority: Annotated[int, Field(ge=1, le=5)]
+    title: Annotated[str, Field(max_length=200)] = ""
+    assignee: Annotated[str, Field(max_length=100)] | None = None
+    eta: AwareDatetime | None = None
+    note: Annotated[str, Field(max_length=2000)] = ""
+    fault_active: bool = True
+    changed_at: AwareDatetime
+
+
+UplinkMessage = FaultEvent | TelemetryBatch | StoreHealth
+_MODEL_OF_KIND: dict[TopicKind, type[Message]] = {
+    TopicKind.FAULT: FaultEvent,
+    TopicKind.TELEMETRY: TelemetryBatch,
+    TopicKind.HEALTH: StoreHealth,
+    TopicKind.TICKET_STATUS: TicketStatus,
+}
+
+
+class ContractError(ValueError):
+    """A message breaks contract v1. `reason` is a short machine-countable label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+def parse_message(topic: str, payload: bytes) -> Message:
+    """Validate a message against its topic. Raises ContractError with a countable reason."""
+    try:
+        store_id, kind = parse_topic(topic)
+    except TopicError as exc:
+        raise ContractError("bad_topic", str(exc)) from exc
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError("too_large", f"{len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    model = _MODEL_OF_KIND[kind]
+    try:
+        message = model.model_validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "payload"
+        reason = "bad_json" if first["type"] == "json_invalid" else "schema"
+        raise ContractError(reason, f"{where}: {first['msg']}") from exc
+    if message.store_id != store_id:
+        raise ContractError(
+            "store_mismatch", f"payload store_id {message.store_id!r} differs from topic store {store_id!r}"
+        )
+    return message
