@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from protocols.mqtt.topics import STORE_ID_PATTERN, TopicError, TopicKind, parse_topic
 
@@ -85,6 +85,17 @@ class Message(BaseModel):
     message_id: Annotated[str, Field(min_length=8, max_length=64)] = Field(default_factory=new_message_id)
     store_id: StoreId
     sent_at: AwareDatetime = Field(default_factory=utcnow)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _received_messages_carry_their_own_ids(cls, data: object, info: ValidationInfo) -> object:
+        # Senders get a fresh message_id by default; a received message must bring its own,
+        # or redelivery could not be recognised (idempotency rests on it).
+        if info.context and info.context.get("received") and isinstance(data, dict):
+            missing = [name for name in ("message_id", "sent_at") if name not in data]
+            if missing:
+                raise ValueError(f"received message lacks {', '.join(missing)}")
+        return data
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
@@ -193,7 +204,7 @@ def parse_message(topic: str, payload: bytes) -> Message:
         raise ContractError("too_large", f"{len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     model = _MODEL_OF_KIND[kind]
     try:
-        message = model.model_validate_json(payload)
+        message = model.model_validate_json(payload, context={"received": True})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "payload"
