@@ -1,0 +1,5 @@
+import sys
+
+from storeguard.cli import main
+
+sys.exit(main())
