@@ -22,6 +22,7 @@ class PointReading:
     quality: Quality
     unit: str = ""
     raw: int | None = None
+    detail: str = ""  # why the quality is not good: a sentinel's name, "implausible ...", "offline"
 
 
 @dataclass(frozen=True, slots=True)

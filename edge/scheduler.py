@@ -1,0 +1,170 @@
+"""The bus scheduler (edge layer): polls every device of one bus, one request in flight.
+
+A cycle polls, in order, every device that is not in backoff; the next cycle starts one
+poll interval after this one started, or at once when this one overran (no backlog, no
+catch-up burst). A device that fails is retried at most once (RTU, and only while it was
+healthy), then backs off exponentially with jitter: a dead device costs one short probe
+per backoff period and never holds up the others for more than one timeout.
+
+A poll is all of a device's planned reads; the first failed read (timeout, bad frame,
+Modbus exception, link down) ends it as a failed poll, and the device keeps its last
+readings until it is declared offline. One exception to that: a coalesced read that
+bridges unused registers and gets "illegal data address" is split, for good, into reads
+without gaps (some devices refuse reads that touch unmapped registers).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from edge.clock import Clock
+from edge.decode import decode_block
+from edge.device import DeviceRuntime
+from edge.errors import BadCrc, BadFrame, DeviceException, DeviceTimeout, LinkDown, TransportError
+from edge.metrics import BusMetrics, RequestCounters
+from edge.model import FaultChange, PointReading
+from edge.planner import ReadBlock
+from edge.transport.base import Transport
+from protocols.modbus.errors import ModbusError
+from protocols.modbus.pdu import parse_read_response
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    backoff_max_s: float = 60.0  # longest wait between probes of a dead device
+    jitter: float = 0.2  # backoff periods are shortened by up to this fraction, at random
+
+
+# Told about every poll with the fault changes it caused; the Edge forwards them to its sink.
+OnPoll = Callable[[DeviceRuntime, list[FaultChange]], Awaitable[None]]
+
+
+def backoff_delay(failures: int, interval: float, settings: SchedulerSettings, rng: random.Random) -> float:
+    """Wait before the next probe after ``failures`` consecutive failed polls (0: next cycle)."""
+    if failures <= 1:
+        return 0.0
+    base = min(max(settings.backoff_max_s, interval), interval * 2.0 ** (failures - 1))
+    return base * (1 - settings.jitter * rng.random())
+
+
+class BusScheduler:
+    def __init__(
+        self,
+        bus: BusMetrics,
+        devices: list[DeviceRuntime],
+        transport: Transport,
+        clock: Clock,
+        on_poll: OnPoll,
+        *,
+        retries: int,
+        settings: SchedulerSettings | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.metrics = bus
+        self.devices = devices
+        self._transport = transport
+        self._clock = clock
+        self._on_poll = on_poll
+        self._retries = retries
+        self._settings = settings or SchedulerSettings()
+        self._rng = rng or random.Random()
+
+    @property
+    def name(self) -> str:
+        return self.metrics.bus
+
+    async def run(self) -> None:
+        """Poll cycle after cycle until cancelled."""
+        interval = self.metrics.poll_interval_s
+        while True:
+            started = self._clock.monotonic()
+            await self.run_cycle()
+            elapsed = self._clock.monotonic() - started
+            self.metrics.last_cycle_s = elapsed
+            if elapsed >= interval:
+                self.metrics.overruns += 1
+            await self._clock.sleep(interval - elapsed)  # <= 0 still yields to the loop
+
+    async def run_cycle(self) -> None:
+        self.metrics.cycles += 1
+        for device in self.devices:
+            if not device.due(self._clock.monotonic()):
+                device.skipped()
+                continue
+            await self.poll(device)
+
+    async def poll(self, device: DeviceRuntime) -> None:
+        readings: dict[str, PointReading] = {}
+        try:
+            for block in device.plan:
+                readings.update((r.point, r) for r in await self._read_block(device, block))
+        except TransportError as exc:
+            backoff = backoff_delay(
+                device.metrics.consecutive_failures + 1, self.metrics.poll_interval_s, self._settings, self._rng
+            )
+            changes = device.poll_failed(exc, self._clock.monotonic(), self._clock.now(), backoff)
+        else:
+            changes = device.poll_succeeded(readings, self._clock.monotonic(), self._clock.now())
+        await self._on_poll(device, changes)
+
+    async def _read_block(self, device: DeviceRuntime, block: ReadBlock) -> list[PointReading]:
+        try:
+            return decode_block(block, await self._read(device, block))
+        except DeviceException as exc:
+            if exc.code != ILLEGAL_DATA_ADDRESS or not device.split_block(block):
+                raise
+        readings = []
+        for part in device.split_parts(block):
+            readings.extend(decode_block(part, await self._read(device, part)))
+        return readings
+
+    async def _read(self, device: DeviceRuntime, block: ReadBlock) -> list[int]:
+        attempts = 1 + (self._retries if device.metrics.consecutive_failures == 0 else 0)
+        request = block.request_pdu()
+        for attempt in range(attempts):
+            counters = (device.metrics.requests, self.metrics.requests)
+            _count(counters, "requests")
+            if attempt:
+                _count(counters, "retries")
+            started = self._clock.monotonic()
+            try:
+                response = await self._transport.request(device.unit, request, device.timeout_s)
+                try:
+                    values = parse_read_response(block.table, block.count, response)
+                except ModbusError as exc:
+                    raise BadFrame(f"unit {device.unit}: {exc}") from exc
+            except (DeviceTimeout, BadFrame) as exc:
+                _count(counters, _counter_name(exc))
+                if attempt + 1 < attempts:
+                    continue
+                raise
+            except (DeviceException, LinkDown) as exc:
+                _count(counters, _counter_name(exc))
+                raise
+            _count(counters, "responses")
+            latency = self._clock.monotonic() - started
+            device.metrics.last_latency_s = self.metrics.last_latency_s = latency
+            return values
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+ILLEGAL_DATA_ADDRESS = 0x02
+
+_COUNTERS: tuple[tuple[type[TransportError], str], ...] = (
+    (DeviceTimeout, "timeouts"),
+    (BadCrc, "crc_errors"),  # before BadFrame, its base
+    (BadFrame, "bad_frames"),
+    (DeviceException, "exceptions"),
+    (LinkDown, "link_errors"),
+)
+
+
+def _counter_name(exc: TransportError) -> str:
+    return next(name for kind, name in _COUNTERS if isinstance(exc, kind))
+
+
+def _count(counters: tuple[RequestCounters, ...], name: str) -> None:
+    for c in counters:
+        setattr(c, name, getattr(c, name) + 1)
