@@ -136,10 +136,10 @@ def expected_response_length(request: bytes) -> int:
     """Length of a normal response PDU to `request` (for framing RTU, which has no length field)."""
     function = request[0]
     if function in (FunctionCode.READ_COILS, FunctionCode.READ_DISCRETE_INPUTS):
-        count = struct.unpack(">H", request[3:5])[0]
+        count = int.from_bytes(request[3:5], "big")
         return 2 + (count + 7) // 8
     if function in (FunctionCode.READ_HOLDING_REGISTERS, FunctionCode.READ_INPUT_REGISTERS):
-        count = struct.unpack(">H", request[3:5])[0]
+        count = int.from_bytes(request[3:5], "big")
         return 2 + 2 * count
     if function in (
         FunctionCode.WRITE_SINGLE_COIL,

@@ -67,7 +67,8 @@ def decode_words(
     if len(words) != needed:
         raise ValueError(f"{raw_type.value} needs {needed} registers, got {len(words)}")
     data = _words_to_bytes(words, byte_order, word_order)
-    return struct.unpack(">" + _FORMAT[raw_type], data)[0]
+    value: int | float = struct.unpack(">" + _FORMAT[raw_type], data)[0]
+    return value
 
 
 def encode_value(

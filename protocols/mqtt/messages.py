@@ -81,7 +81,7 @@ def utcnow() -> datetime:
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     message_id: Annotated[str, Field(min_length=8, max_length=64)] = Field(default_factory=new_message_id)
     store_id: StoreId
     sent_at: AwareDatetime = Field(default_factory=utcnow)
