@@ -16,7 +16,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from protocols.mqtt.topics import STORE_ID_PATTERN, TopicError, TopicKind, parse_topic
 
 SCHEMA_VERSION = 1
-MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_PAYLOAD_BYTES = 512 * 1024
+MAX_BATCH_POINTS = 2000  # a large store (120 controllers x 10 points + lanes) fits; more is split into batches
 
 StoreId = Annotated[str, Field(pattern=STORE_ID_PATTERN)]
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
@@ -135,7 +136,7 @@ class TelemetryBatch(Message):
     kind: Literal["telemetry"] = "telemetry"
     seq: Annotated[int, Field(ge=0)]
     taken_at: AwareDatetime
-    points: Annotated[list[TelemetryPoint], Field(max_length=5000)]
+    points: Annotated[list[TelemetryPoint], Field(max_length=MAX_BATCH_POINTS)]
 
 
 class DeviceHealth(BaseModel):

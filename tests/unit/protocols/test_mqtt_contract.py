@@ -78,7 +78,7 @@ def test_message_ids_are_unique() -> None:
         (lambda d: json.dumps({k: v for k, v in d.items() if k != "message_id"}).encode(), "schema"),
         (lambda d: json.dumps({**d, "occurred_at": "2026-11-23T12:00:00"}).encode(), "schema"),  # naive time
         (lambda d: json.dumps({**d, "store_id": "store-002"}).encode(), "store_mismatch"),
-        (lambda d: b"x" * (256 * 1024 + 1), "too_large"),
+        (lambda d: b"x" * (512 * 1024 + 1), "too_large"),
     ],
 )
 def test_bad_payloads_are_rejected_with_a_countable_reason(mutate, reason) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,141 @@
+"""Central's composition root (application layer): `create_app(settings)` and `run(settings)`.
+
+The lifespan migrates (when `auto_migrate`), seeds (when `seed_file`), then starts the MQTT
+status publisher and the ingest consumer; on shutdown it stops ingest first (finishing the
+queued messages), then the publisher, then closes the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from central.auth.views import router as auth_router
+from central.clock import Clock, SystemClock
+from central.db import Database, migrate
+from central.errors import (
+    CentralError,
+    InvalidTransitionError,
+    NotAuthenticatedError,
+    NotFoundError,
+    PermissionDeniedError,
+    VersionConflictError,
+)
+from central.ingest.consumer import MqttConsumer
+from central.ingest.processor import Ingestor
+from central.metrics import Metrics
+from central.outbox import service as outbox
+from central.publisher import StatusPublisher
+from central.runtime import Runtime
+from central.seed import load_seed
+from central.settings import CentralSettings, Environment
+from central.stores.views import router as stores_router
+from central.system_views import router as system_router
+from central.technicians.views import router as technicians_router
+from central.tickets.views import router as tickets_router
+from device_profiles import ProfileRegistry
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).parent / "static"
+API_PREFIX = "/api/v1"
+
+_HTTP_STATUS: tuple[tuple[type[CentralError], int], ...] = (
+    (NotFoundError, 404),
+    (NotAuthenticatedError, 401),
+    (PermissionDeniedError, 403),
+    (InvalidTransitionError, 409),
+    (VersionConflictError, 409),
+)
+
+
+async def _central_error(_request: Request, exc: Exception) -> JSONResponse:
+    """The one place domain errors become HTTP responses."""
+    assert isinstance(exc, CentralError)
+    status = next((code for cls, code in _HTTP_STATUS if isinstance(exc, cls)), 400)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=status, headers=headers)
+
+
+def _start(runtime: Runtime) -> None:
+    settings = runtime.settings
+    if settings.auto_migrate:
+        migrate(settings.database_url)
+    if settings.seed_file is not None:
+        with runtime.database.session() as session, session.begin():
+            summary = load_seed(session, settings.seed_file, now=runtime.clock.now(),
+                                production=settings.environment is Environment.PRODUCTION)
+        log.info("seeded %d new and %d existing users from %s", summary.created, summary.updated, settings.seed_file)
+    if settings.mqtt_enabled:
+        runtime.publisher = StatusPublisher(settings=settings, database=runtime.database, metrics=runtime.metrics,
+                                            clock=runtime.clock)
+        runtime.publisher.start()
+        runtime.consumer = MqttConsumer(settings=settings, processor=runtime.ingestor, metrics=runtime.metrics)
+        runtime.consumer.start()
+
+
+def _stop(runtime: Runtime) -> None:
+    if runtime.consumer is not None:
+        runtime.consumer.stop()
+        runtime.consumer = None
+    if runtime.publisher is not None:
+        runtime.publisher.stop()
+        runtime.publisher = None
+    runtime.database.dispose()
+
+
+def _outbox_pending(database: Database) -> float:
+    with database.session() as session:
+        return outbox.count_pending(session=session)
+
+
+def create_app(settings: CentralSettings, *, clock: Clock | None = None) -> FastAPI:
+    """The central FastAPI application; nothing connects until its lifespan starts."""
+    clock = clock or SystemClock()
+    database = Database(settings.database_url)
+    metrics = Metrics()
+    profiles = ProfileRegistry.load(list(settings.profile_dirs))
+    runtime = Runtime(settings=settings, clock=clock, database=database, metrics=metrics, profiles=profiles,
+                      ingestor=Ingestor(database=database, profiles=profiles, metrics=metrics, clock=clock))
+    database.on_outbox_commit(lambda: runtime.publisher.wake() if runtime.publisher else None)
+    metrics.gauge("storeguard_central_ingest_queue_depth", "messages waiting for the ingest worker",
+                  lambda: runtime.consumer.queue_depth() if runtime.consumer else 0)
+    metrics.gauge("storeguard_central_outbox_pending", "ticket status messages not yet acknowledged by the broker",
+                  lambda: _outbox_pending(database))
+    metrics.gauge("storeguard_central_mqtt_connected", "1 when both MQTT connections are up",
+                  lambda: float(bool(runtime.consumer and runtime.consumer.connected
+                                     and runtime.publisher and runtime.publisher.connected)))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(_start, runtime)
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(_stop, runtime)
+
+    app = FastAPI(title="StoreGuard central", version="1", lifespan=lifespan,
+                  description="Device faults in, repair tickets out: ingest, dispatch, technicians' handheld API.")
+    app.state.runtime = runtime
+    app.add_exception_handler(CentralError, _central_error)
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (auth_router, stores_router, technicians_router, tickets_router):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(system_router)
+    app.mount("/app", StaticFiles(directory=STATIC_DIR, html=True), name="handheld")
+    return app
+
+
+def run(settings: CentralSettings) -> None:
+    """Serve central with uvicorn until interrupted (the CLI calls this)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="info")

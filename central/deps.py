@@ -1,0 +1,47 @@
+"""FastAPI dependencies (HTTP layer): the runtime, a session per request, the current user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from central.auth import service as auth_service
+from central.auth.models import User
+from central.errors import NotAuthenticatedError
+from central.runtime import Runtime
+
+_bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/auth/token")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+    """One session per request; the route commits, anything uncommitted is rolled back."""
+    with runtime.database.session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_current_user(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    if credentials is None:
+        raise NotAuthenticatedError("missing bearer token")
+    return auth_service.user_for_token(session=session, token=credentials.credentials, now=runtime.clock.now())
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -1,0 +1,1 @@
+"""Ingest: MQTT messages from the stores into tickets, stores, devices and values."""

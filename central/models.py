@@ -1,0 +1,25 @@
+"""Every ORM model of central, imported once so `Base.metadata` is complete (for Alembic)."""
+
+from central.auth.models import ApiToken, User
+from central.db import Base
+from central.ingest.models import InboundMessage
+from central.outbox.models import OutboundMessage
+from central.stores.models import Device, DevicePoint, Store
+from central.technicians.models import Technician
+from central.tickets.models import Ticket, TicketEvent
+
+metadata = Base.metadata
+
+__all__ = [
+    "ApiToken",
+    "Device",
+    "DevicePoint",
+    "InboundMessage",
+    "OutboundMessage",
+    "Store",
+    "Technician",
+    "Ticket",
+    "TicketEvent",
+    "User",
+    "metadata",
+]

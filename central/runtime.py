@@ -1,0 +1,26 @@
+"""The objects one central process runs with (composition root), built by `create_app`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from central.clock import Clock
+from central.db import Database
+from central.ingest.consumer import MqttConsumer
+from central.ingest.processor import Ingestor
+from central.metrics import Metrics
+from central.publisher import StatusPublisher
+from central.settings import CentralSettings
+from device_profiles import ProfileRegistry
+
+
+@dataclass
+class Runtime:
+    settings: CentralSettings
+    clock: Clock
+    database: Database
+    metrics: Metrics
+    profiles: ProfileRegistry
+    ingestor: Ingestor
+    consumer: MqttConsumer | None = None  # None when MQTT is disabled or not started yet
+    publisher: StatusPublisher | None = None

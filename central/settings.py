@@ -1,0 +1,109 @@
+"""Central's one settings object (configuration layer).
+
+Built once by the caller (`CentralSettings()` reads `STOREGUARD_*` variables) and passed to
+`create_app`; nothing in central reads the environment on its own.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+# Values that must never reach production: documentation examples and well-known defaults.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changethis", "changeme", "change-me", "password", "secret", "admin", "storeguard", "postgres", "demo"}
+)
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class CentralSettings(BaseSettings):
+    """Everything central needs to run; env names are the field names with `STOREGUARD_`."""
+
+    model_config = SettingsConfigDict(env_prefix="STOREGUARD_", extra="ignore", frozen=True)
+
+    environment: Environment = Environment.DEVELOPMENT
+    database_url: str = "sqlite:///var/central.db"
+    auto_migrate: bool = True
+    seed_file: Path | None = None
+    profile_dirs: list[Path] = Field(default_factory=list)  # extra device profile directories
+
+    http_host: str = "127.0.0.1"
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    token_ttl_s: Annotated[int, Field(ge=60, le=30 * 86_400)] = 12 * 3600
+
+    mqtt_enabled: bool = True
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_username: str | None = None  # None: the client id is sent (amqtt queues only for named clients)
+    mqtt_password: SecretStr | None = None
+    mqtt_client_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,60}$")] = "storeguard-central"
+    mqtt_share_group: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    mqtt_protocol: Literal["3.1.1", "5"] = "3.1.1"
+    mqtt_keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    mqtt_session_expiry_s: Annotated[int, Field(ge=60)] = 7 * 86_400  # MQTT 5 only
+    mqtt_ca_file: Path | None = None  # mqtts: CA bundle; None = the system's
+    mqtt_reconnect_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    mqtt_reconnect_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+
+    ingest_queue_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    publisher_poll_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    publisher_max_inflight: Annotated[int, Field(ge=1, le=65_000)] = 500
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("mqtt_url must look like mqtt://host:port or mqtts://host:port")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            raise ValueError(f"mqtt_url has an invalid port: {exc}") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        backend = make_url(value).get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"database_url must be SQLite or PostgreSQL, not {backend!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> Self:
+        if self.environment is not Environment.PRODUCTION:
+            return self
+        problems = []
+        if self.mqtt_enabled:
+            if not self.mqtt_username:
+                problems.append("STOREGUARD_MQTT_USERNAME must be set (per-client broker credentials)")
+            if self.mqtt_password is None or self.mqtt_password.get_secret_value() in PLACEHOLDER_SECRETS:
+                problems.append("STOREGUARD_MQTT_PASSWORD is missing or a placeholder")
+        db_password = make_url(self.database_url).password
+        if db_password is not None and str(db_password) in PLACEHOLDER_SECRETS:
+            problems.append("the password in STOREGUARD_DATABASE_URL is a placeholder")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @property
+    def mqtt_host(self) -> str:
+        return urlsplit(self.mqtt_url).hostname or ""
+
+    @property
+    def mqtt_port(self) -> int:
+        parts = urlsplit(self.mqtt_url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def mqtt_tls(self) -> bool:
+        return urlsplit(self.mqtt_url).scheme == "mqtts"

@@ -1,0 +1,1 @@
+"""Stores, their devices and the latest value of every device point."""

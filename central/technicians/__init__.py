@@ -1,0 +1,1 @@
+"""Technicians: skills, region, availability, and the load used for dispatch."""

@@ -1,0 +1,1 @@
+"""Tickets: one per device fault, prioritised, dispatched, tracked to closure."""

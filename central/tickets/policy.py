@@ -1,0 +1,148 @@
+"""Ticket rules as data (tickets domain, pure): priority, skills, transitions, permissions.
+
+Tables, not if-chains: a rule change is a one-line diff that the unit tests pin down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+from central.auth.models import Role
+from central.errors import InvalidTransitionError, PermissionDeniedError
+from central.tickets.models import OPEN_STATUSES, EventType
+from protocols.mqtt.messages import FaultClass, Severity, TicketClass
+from protocols.mqtt.messages import TicketStatusValue as S
+
+# --- priority: 1 (most urgent) .. 5 -------------------------------------------------------------
+_C, _MA, _MI, _I = Severity.CRITICAL, Severity.MAJOR, Severity.MINOR, Severity.INFO
+PRIORITY: Mapping[tuple[FaultClass, Severity], int] = MappingProxyType(
+    {
+        (FaultClass.FOOD_SAFETY, _C): 1, (FaultClass.FOOD_SAFETY, _MA): 2, (FaultClass.FOOD_SAFETY, _MI): 4,
+        (FaultClass.FOOD_SAFETY, _I): 5,
+        (FaultClass.SAFETY, _C): 1, (FaultClass.SAFETY, _MA): 2, (FaultClass.SAFETY, _MI): 4,
+        (FaultClass.SAFETY, _I): 5,
+        (FaultClass.REVENUE, _C): 2, (FaultClass.REVENUE, _MA): 3, (FaultClass.REVENUE, _MI): 4,
+        (FaultClass.REVENUE, _I): 5,
+        (FaultClass.EQUIPMENT, _C): 2, (FaultClass.EQUIPMENT, _MA): 3, (FaultClass.EQUIPMENT, _MI): 4,
+        (FaultClass.EQUIPMENT, _I): 5,
+        (FaultClass.COMFORT, _C): 3, (FaultClass.COMFORT, _MA): 4, (FaultClass.COMFORT, _MI): 4,
+        (FaultClass.COMFORT, _I): 5,
+    }
+)  # fmt: skip
+
+
+def priority_for(fault_class: FaultClass, severity: Severity) -> int:
+    return PRIORITY[(fault_class, severity)]
+
+
+# --- skills: the device profile's kind -> the skill a technician needs -------------------------
+SKILL_FOR_KIND: Mapping[str, str] = MappingProxyType(
+    {
+        "refrigeration_controller": "refrigeration",
+        "self_checkout_lane": "self_checkout",
+        "printer": "self_checkout",
+        "bill_validator": "self_checkout",
+        "ups": "electrical",
+    }
+)
+
+
+def skill_for_kind(kind: str | None) -> str | None:
+    return SKILL_FOR_KIND.get(kind) if kind else None
+
+
+# --- transitions --------------------------------------------------------------------------------
+class Action(StrEnum):
+    ASSIGN = "assign"
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    EN_ROUTE = "en_route"
+    ARRIVE = "arrive"
+    RESOLVE = "resolve"
+    CLOSE = "close"
+    CANCEL = "cancel"
+    RECOVER = "recover"  # the device reported the fault cleared (store tasks only)
+
+
+_REPAIR: dict[tuple[S, Action], S] = {
+    (S.NEW, Action.ASSIGN): S.ASSIGNED,
+    (S.ASSIGNED, Action.ASSIGN): S.ASSIGNED,  # reassignment by a dispatcher
+    (S.ASSIGNED, Action.ACCEPT): S.ACCEPTED,
+    (S.ASSIGNED, Action.DECLINE): S.NEW,
+    (S.ACCEPTED, Action.DECLINE): S.NEW,
+    (S.ACCEPTED, Action.EN_ROUTE): S.EN_ROUTE,
+    (S.EN_ROUTE, Action.ARRIVE): S.ON_SITE,
+    (S.ON_SITE, Action.RESOLVE): S.RESOLVED,
+    (S.RESOLVED, Action.CLOSE): S.CLOSED,
+} | {(status, Action.CANCEL): S.CANCELLED for status in OPEN_STATUSES}
+_STORE_TASK: dict[tuple[S, Action], S] = {
+    (S.NEW, Action.RESOLVE): S.RESOLVED,  # done by the store's own staff
+    (S.NEW, Action.RECOVER): S.RESOLVED,
+    (S.NEW, Action.CANCEL): S.CANCELLED,
+    (S.RESOLVED, Action.CLOSE): S.CLOSED,
+}
+
+TRANSITIONS: Mapping[TicketClass, Mapping[tuple[S, Action], S]] = MappingProxyType(
+    {TicketClass.REPAIR: MappingProxyType(_REPAIR), TicketClass.STORE_TASK: MappingProxyType(_STORE_TASK)}
+)
+
+EVENT_FOR_ACTION: Mapping[Action, EventType] = MappingProxyType(
+    {
+        Action.ASSIGN: EventType.ASSIGNED,
+        Action.ACCEPT: EventType.ACCEPTED,
+        Action.DECLINE: EventType.DECLINED,
+        Action.EN_ROUTE: EventType.EN_ROUTE,
+        Action.ARRIVE: EventType.ON_SITE,
+        Action.RESOLVE: EventType.RESOLVED,
+        Action.CLOSE: EventType.CLOSED,
+        Action.CANCEL: EventType.CANCELLED,
+        Action.RECOVER: EventType.RESOLVED,
+    }
+)
+
+
+def next_status(ticket_class: TicketClass, status: S, action: Action) -> S:
+    """The status `action` leads to, or InvalidTransitionError saying what is allowed."""
+    table = TRANSITIONS[ticket_class]
+    try:
+        return table[(status, action)]
+    except KeyError:
+        allowed = sorted(a.value for (s, a) in table if s is status)
+        hint = f"allowed now: {', '.join(allowed)}" if allowed else "no action is allowed now"
+        raise InvalidTransitionError(
+            f"cannot {action.value.replace('_', ' ')} a {ticket_class.value.replace('_', ' ')} ticket "
+            f"that is {status.value.replace('_', ' ')} ({hint})"
+        ) from None
+
+
+# --- who may act --------------------------------------------------------------------------------
+_DISPATCH = frozenset({Role.DISPATCHER, Role.ADMIN})
+ROLES_FOR_ACTION: Mapping[Action, frozenset[Role]] = MappingProxyType(
+    {
+        Action.ASSIGN: _DISPATCH,
+        Action.ACCEPT: frozenset({Role.TECHNICIAN}),
+        Action.DECLINE: frozenset({Role.TECHNICIAN}),
+        Action.EN_ROUTE: frozenset({Role.TECHNICIAN}),
+        Action.ARRIVE: frozenset({Role.TECHNICIAN}),
+        Action.RESOLVE: frozenset({Role.TECHNICIAN}),
+        Action.CLOSE: _DISPATCH,
+        Action.CANCEL: _DISPATCH,
+        Action.RECOVER: frozenset(),  # the device only
+    }
+)
+STORE_TASK_RESOLVERS = frozenset({Role.STORE_STAFF, Role.DISPATCHER, Role.ADMIN})
+ASSIGNEE_ONLY = frozenset({Action.ACCEPT, Action.DECLINE, Action.EN_ROUTE, Action.ARRIVE, Action.RESOLVE})
+
+
+def authorize(action: Action, role: Role, *, ticket_class: TicketClass, is_assignee: bool) -> None:
+    """Raise PermissionDeniedError unless `role` may take `action` on this ticket."""
+    if ticket_class is TicketClass.STORE_TASK and action is Action.RESOLVE:
+        if role in STORE_TASK_RESOLVERS:
+            return
+        raise PermissionDeniedError("store tasks are resolved by store staff or a dispatcher")
+    if role not in ROLES_FOR_ACTION[action]:
+        raise PermissionDeniedError(f"a {role.value.replace('_', ' ')} may not {action.value.replace('_', ' ')}")
+    if action in ASSIGNEE_ONLY and not is_assignee:
+        raise PermissionDeniedError("this ticket is not assigned to you")

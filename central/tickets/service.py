@@ -1,0 +1,277 @@
+"""Tickets (tickets domain service): open from faults, transitions, dispatch. Never commits.
+
+Every change bumps `version`, appends a `TicketEvent` and enqueues the ticket's full
+`TicketStatus` for its store in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from central.auth.models import Role, User
+from central.errors import NotFoundError, PermissionDeniedError, VersionConflictError
+from central.outbox import service as outbox
+from central.technicians import service as technicians
+from central.technicians.models import Technician
+from central.tickets import policy
+from central.tickets.assignment import Choice, choose_technician
+from central.tickets.models import OPEN_STATUSES, EventType, Source, Ticket, TicketEvent
+from central.tickets.policy import Action
+from protocols.mqtt.messages import FaultEvent, FaultState, TicketClass, TicketStatus, TicketStatusValue
+from protocols.mqtt.topics import TopicKind, topic
+
+log = logging.getLogger(__name__)
+
+
+# --- reading ------------------------------------------------------------------------------------
+def get(*, session: Session, ticket_id: int, for_update: bool = False) -> Ticket:
+    query = select(Ticket).where(Ticket.id == ticket_id)
+    if for_update:
+        query = query.with_for_update(of=Ticket)
+    ticket = session.scalar(query)
+    if ticket is None:
+        raise NotFoundError(f"no ticket {ticket_id}")
+    return ticket
+
+
+def find_open(*, session: Session, store_id: str, device_id: str, fault_code: str) -> Ticket | None:
+    return session.scalar(
+        select(Ticket)
+        .where(Ticket.store_id == store_id, Ticket.device_id == device_id, Ticket.fault_code == fault_code,
+               Ticket.status.in_(OPEN_STATUSES))
+        .with_for_update(of=Ticket)
+        .execution_options(populate_existing=True)
+    )
+
+
+def latest_with_active_fault(*, session: Session, store_id: str, device_id: str, fault_code: str) -> Ticket | None:
+    return session.scalar(
+        select(Ticket)
+        .where(Ticket.store_id == store_id, Ticket.device_id == device_id, Ticket.fault_code == fault_code,
+               Ticket.fault_active.is_(True))
+        .order_by(Ticket.id.desc())
+        .limit(1)
+        .with_for_update(of=Ticket)
+    )
+
+
+def list_tickets(
+    *,
+    session: Session,
+    statuses: Collection[TicketStatusValue] = (),
+    store_id: str | None = None,
+    assignee_id: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Sequence[Ticket]:
+    query = select(Ticket).order_by(Ticket.priority, Ticket.created_at, Ticket.id)
+    if statuses:
+        query = query.where(Ticket.status.in_(list(statuses)))
+    if store_id is not None:
+        query = query.where(Ticket.store_id == store_id)
+    if assignee_id is not None:
+        query = query.where(Ticket.assignee_id == assignee_id)
+    return session.scalars(query.limit(limit).offset(offset)).all()
+
+
+def events_of(*, session: Session, ticket_id: int) -> Sequence[TicketEvent]:
+    return session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)).all()
+
+
+def can_view(ticket: Ticket, *, user: User, technician: Technician | None) -> bool:
+    """A technician sees only the tickets assigned to them; other roles see all."""
+    if technician is None:
+        return user.role is not Role.TECHNICIAN
+    return ticket.assignee_id == technician.id
+
+
+# --- recording a change -------------------------------------------------------------------------
+def status_message(ticket: Ticket, *, now: datetime, note: str = "") -> TicketStatus:
+    return TicketStatus(
+        store_id=ticket.store_id,
+        sent_at=now,
+        ticket_id=ticket.id,
+        ticket_number=ticket.number,
+        version=ticket.version,
+        device_id=ticket.device_id,
+        fault_code=ticket.fault_code,
+        status=ticket.status,
+        priority=ticket.priority,
+        title=ticket.title[:200],
+        assignee=ticket.assignee.display_name[:100] if ticket.assignee else None,
+        eta=ticket.eta,
+        note=note[:2000],
+        fault_active=ticket.fault_active,
+        changed_at=now,
+    )
+
+
+def _record(
+    session: Session, ticket: Ticket, *, event_type: EventType, now: datetime, source: Source, actor: str | None = None,
+    note: str = "", client_at: datetime | None = None, from_status: TicketStatusValue | None = None,
+    to_status: TicketStatusValue | None = None, data: dict[str, Any] | None = None,
+) -> TicketEvent:  # fmt: skip
+    event = TicketEvent(ticket_id=ticket.id, at=now, client_at=client_at, type=event_type, from_status=from_status,
+                        to_status=to_status, actor=actor, source=source, note=note, data=data or {})
+    session.add(event)
+    return event
+
+
+def _changed(session: Session, ticket: Ticket, *, now: datetime, note: str = "", bump: bool = True) -> None:
+    """Bump the version and tell the store, in this transaction."""
+    if bump:
+        ticket.version += 1
+    ticket.updated_at = now
+    session.flush()
+    outbox.enqueue(session=session, message=status_message(ticket, now=now, note=note),
+                   topic=topic(ticket.store_id, TopicKind.TICKET_STATUS), now=now, ticket_id=ticket.id)
+
+
+def _fault_data(fault: FaultEvent) -> dict[str, Any]:
+    return {"message_id": fault.message_id, "seq": fault.seq, "occurred_at": fault.occurred_at.isoformat(),
+            "evidence": dict(fault.evidence)}
+
+
+# --- faults -------------------------------------------------------------------------------------
+def open_for_fault(*, session: Session, fault: FaultEvent, skill: str | None, now: datetime) -> tuple[Ticket, bool]:
+    """The open ticket of this fault, created if there is none: (ticket, created).
+
+    Two workers may both find none and both insert; the unique partial index lets one win
+    and the other re-reads the winner's ticket inside its own transaction.
+    """
+    key = {"store_id": fault.store_id, "device_id": fault.device_id, "fault_code": fault.fault_code}
+    existing = find_open(session=session, **key)
+    if existing is not None:
+        return existing, False
+    ticket = Ticket(
+        **key, device_model=fault.device_model,
+        title=(fault.description or f"{fault.fault_code.replace('_', ' ')} on {fault.device_id}")[:200],
+        location=fault.location, ticket_class=fault.ticket_class, fault_class=fault.fault_class,
+        severity=fault.severity, priority=policy.priority_for(fault.fault_class, fault.severity),
+        status=TicketStatusValue.NEW, required_skill=skill, fault_active=True, raise_count=1,
+        first_raised_at=fault.occurred_at, last_raised_at=fault.occurred_at, evidence=dict(fault.evidence),
+        created_at=now, updated_at=now, version=1, resolution_note="",
+    )  # fmt: skip
+    try:
+        with session.begin_nested():
+            session.add(ticket)
+            session.flush()
+    except IntegrityError:
+        winner = find_open(session=session, **key)
+        if winner is None:
+            raise  # not the race: a genuine constraint failure
+        log.debug("another worker opened ticket %s for %s first; raising it again", winner.number, key)
+        return winner, False
+    _record(session, ticket, event_type=EventType.CREATED, now=now, source=Source.DEVICE, note=ticket.title,
+            to_status=TicketStatusValue.NEW, data=_fault_data(fault))
+    _changed(session, ticket, now=now, bump=False)
+    return ticket, True
+
+
+def fault_again(*, session: Session, ticket: Ticket, fault: FaultEvent, now: datetime) -> None:
+    """A raise (count it) or an update (new evidence) for a fault that already has an open ticket."""
+    raised = fault.state is FaultState.RAISED
+    if raised:
+        ticket.raise_count += 1
+        ticket.last_raised_at = max(ticket.last_raised_at, fault.occurred_at)
+    ticket.fault_active = True
+    ticket.fault_cleared_at = None
+    ticket.evidence = dict(fault.evidence)
+    _record(session, ticket, event_type=EventType.FAULT_RAISED_AGAIN if raised else EventType.FAULT_UPDATED, now=now,
+            source=Source.DEVICE, data=_fault_data(fault))
+    _changed(session, ticket, now=now)
+
+
+def fault_cleared(*, session: Session, ticket: Ticket, fault: FaultEvent, now: datetime) -> bool:
+    """Record the recovery on the ticket; a store task resolves itself. False if the clear is stale."""
+    if fault.occurred_at < ticket.last_raised_at:
+        return False  # older than the latest raise: the fault is active again
+    ticket.fault_active = False
+    ticket.fault_cleared_at = fault.occurred_at
+    _record(session, ticket, event_type=EventType.FAULT_CLEARED, now=now, source=Source.DEVICE, data=_fault_data(fault))
+    _changed(session, ticket, now=now, note="the device reports the fault cleared")
+    if ticket.ticket_class is TicketClass.STORE_TASK and ticket.status is TicketStatusValue.NEW:
+        perform(session=session, ticket=ticket, action=Action.RECOVER, now=now, source=Source.DEVICE,
+                note="the fault cleared by itself", resolution_code="recovered")
+    return True
+
+
+# --- transitions and dispatch -------------------------------------------------------------------
+def perform(
+    *, session: Session, ticket: Ticket, action: Action, now: datetime, source: Source, actor: str | None = None,
+    note: str = "", client_at: datetime | None = None, eta: datetime | None = None,
+    resolution_code: str | None = None, technician: Technician | None = None, data: dict[str, Any] | None = None,
+) -> TicketEvent:  # fmt: skip
+    """Apply one validated transition with its side effects, event and status message."""
+    target = policy.next_status(ticket.ticket_class, ticket.status, action)
+    previous = ticket.status
+    data = dict(data or {})
+    if action is Action.ASSIGN:
+        if technician is None:
+            raise ValueError("assign needs a technician")
+        ticket.assignee = technician
+        data["technician_id"] = technician.id
+    elif action is Action.DECLINE:
+        data["technician_id"] = ticket.assignee_id
+        ticket.assignee = None
+        ticket.eta = None
+    elif action is Action.EN_ROUTE:
+        ticket.eta = eta
+        data["eta"] = eta.isoformat() if eta else None
+    elif action in (Action.RESOLVE, Action.RECOVER):
+        ticket.resolution_code = resolution_code
+        ticket.resolution_note = note
+    ticket.status = target
+    event = _record(session, ticket, event_type=policy.EVENT_FOR_ACTION[action], now=now, source=source, actor=actor,
+                    note=note, client_at=client_at, from_status=previous, to_status=target, data=data)
+    _changed(session, ticket, now=now, note=note)
+    return event
+
+
+def auto_assign(*, session: Session, ticket: Ticket, now: datetime) -> Choice:
+    """Assign a repair to the best technician, or explain on the ticket why nobody was."""
+    declined = frozenset(
+        int(e.data["technician_id"]) for e in events_of(session=session, ticket_id=ticket.id)
+        if e.type is EventType.DECLINED and e.data.get("technician_id") is not None
+    )  # fmt: skip
+    choice = choose_technician(technicians.candidates(session=session), skill=ticket.required_skill, exclude=declined)
+    if choice.technician is None:
+        _record(session, ticket, event_type=EventType.NOT_ASSIGNED, now=now, source=Source.SYSTEM, note=choice.reason)
+        return choice
+    technician = session.get_one(Technician, choice.technician.technician_id)
+    perform(session=session, ticket=ticket, action=Action.ASSIGN, now=now, source=Source.SYSTEM,
+            note=choice.reason, technician=technician)
+    return choice
+
+
+def act(
+    *, session: Session, ticket_id: int, action: Action, user: User, now: datetime, note: str = "",
+    client_at: datetime | None = None, eta: datetime | None = None, resolution_code: str | None = None,
+    technician_id: int | None = None, expected_version: int | None = None,
+) -> Ticket:  # fmt: skip
+    """A person's action on a ticket (the REST API): authorise, validate, apply, re-dispatch."""
+    ticket = get(session=session, ticket_id=ticket_id, for_update=True)
+    me = technicians.for_user(session=session, user_id=user.id)
+    is_assignee = me is not None and ticket.assignee_id == me.id
+    policy.authorize(action, user.role, ticket_class=ticket.ticket_class, is_assignee=is_assignee)
+    if expected_version is not None and expected_version != ticket.version:
+        raise VersionConflictError(f"ticket {ticket.number} is at version {ticket.version}, not {expected_version}")
+    technician = None
+    if action is Action.ASSIGN:
+        technician = session.get(Technician, technician_id) if technician_id is not None else None
+        if technician is None:
+            raise NotFoundError(f"no technician {technician_id}")
+        if not technician.active:
+            raise PermissionDeniedError(f"technician {technician.display_name} is not active")
+    perform(session=session, ticket=ticket, action=action, now=now, source=Source.API, actor=user.username,
+            note=note, client_at=client_at, eta=eta, resolution_code=resolution_code, technician=technician)
+    if action is Action.DECLINE:
+        auto_assign(session=session, ticket=ticket, now=now)
+    return ticket
