@@ -17,7 +17,7 @@ from central.metrics import Metrics
 from central.stores.models import Device, DevicePoint, Store
 from central.tickets import service as ticket_service
 from central.tickets.models import EventType
-from protocols.mqtt.messages import DeviceHealth, StoreHealth, TelemetryBatch, TelemetryPoint, TicketStatusValue
+from protocols.mqtt.messages import MAX_BATCH_POINTS, DeviceHealth, StoreHealth, TelemetryBatch, TelemetryPoint, TicketStatusValue
 from tests.integration.central.support import T0, events, fault, send, statuses, technician_id, tickets
 
 ACCEPTED = "storeguard_central_messages_accepted_total"
@@ -210,13 +210,14 @@ def test_telemetry_upserts_latest_values_and_ignores_older_batches(db: Database,
 
 
 def test_a_large_telemetry_batch_is_stored(db: Database, ingestor: Ingestor) -> None:
-    # 2500 points (3 chunks of upserts): about what fits the contract's 256 KiB payload limit
-    points = [TelemetryPoint(device_id=f"dev-{i // 10}", point=f"p{i % 10}", value=float(i)) for i in range(2500)]
+    # The contract's largest batch (several chunks of upserts)
+    points = [TelemetryPoint(device_id=f"dev-{i // 10}", point=f"p{i % 10}", value=float(i))
+              for i in range(MAX_BATCH_POINTS)]
     result = send(ingestor, TelemetryBatch(store_id="store-9", seq=1, taken_at=T0, points=points))
     assert result.outcome is Outcome.ACCEPTED
     with db.session() as session:
-        assert session.scalar(select(func.count()).select_from(DevicePoint)) == 2500
-        assert session.scalar(select(func.count()).select_from(Device)) == 250
+        assert session.scalar(select(func.count()).select_from(DevicePoint)) == MAX_BATCH_POINTS
+        assert session.scalar(select(func.count()).select_from(Device)) == MAX_BATCH_POINTS // 10
 
 
 def test_health_updates_store_and_devices_and_ignores_older_messages(db: Database, ingestor: Ingestor) -> None:

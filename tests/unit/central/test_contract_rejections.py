@@ -14,7 +14,7 @@ from central.ingest.flows import Outcome
 from central.ingest.processor import Ingestor
 from central.metrics import Metrics
 from device_profiles import ProfileRegistry
-from protocols.mqtt.messages import FaultEvent, TicketStatus
+from protocols.mqtt.messages import MAX_PAYLOAD_BYTES, FaultEvent, TicketStatus
 
 REJECTED = "storeguard_central_messages_rejected_total"
 
@@ -41,7 +41,7 @@ def test_each_reason_is_counted(ingestor, tmp_path) -> None:  # type: ignore[no-
         ("storeguard/v1/store-1/fault", json.dumps({"kind": "fault"}).encode(), "schema"),
         ("storeguard/v1/store-2/fault", good.to_bytes(), "store_mismatch"),
         ("storeguard/v1/Bad Store/fault", good.to_bytes(), "bad_topic"),
-        ("storeguard/v1/store-1/fault", b" " * (256 * 1024 + 1), "too_large"),
+        ("storeguard/v1/store-1/fault", b" " * (MAX_PAYLOAD_BYTES + 1), "too_large"),
         ("storeguard/v1/store-1/fault", json.dumps({**json.loads(good.to_bytes()), "schema_version": 2}).encode(),
          "schema"),
     ]

@@ -1,0 +1,123 @@
+"""The EdgeSink: fault changes become sequenced FaultEvents on disk; snapshots become telemetry and health."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.clock import FakeClock
+from gateway.metrics import GatewayMetrics
+from gateway.outbox import Outbox, OutboxKind
+from gateway.sink import StoreSink
+from gateway.storage import StoreDatabase
+from protocols.mqtt.messages import FaultEvent, FaultState, Quality, StoreHealth, TelemetryBatch, parse_message
+from tests.unit.gateway.fakes import fault_change, snapshot
+
+
+class Parts:
+    def __init__(self, path: Path) -> None:
+        self.clock = FakeClock()
+        self.db = StoreDatabase.open(path)
+        self.outbox = Outbox(self.db, max_bytes=1_000_000, max_age_s=3600, clock=self.clock)
+        self.metrics = GatewayMetrics()
+        self.wakes = 0
+        self.sink = StoreSink(store_id="store-001", db=self.db, outbox=self.outbox, clock=self.clock,
+                              metrics=self.metrics, on_enqueued=self._woken)
+
+    def _woken(self) -> None:
+        self.wakes += 1
+
+    def messages(self, kind: OutboxKind | None = None) -> list[object]:
+        return [parse_message(r.topic, r.payload) for r in self.outbox.pending(1000) if kind in (None, r.kind)]
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> Iterator[Parts]:
+    p = Parts(tmp_path / "store.db")
+    yield p
+    p.db.close()
+
+
+async def test_fault_changes_become_sequenced_contract_events(parts: Parts) -> None:
+    await parts.sink.fault_changed(fault_change())
+    await parts.sink.fault_changed(fault_change(state=FaultState.CLEARED))
+    events = parts.messages(OutboxKind.FAULT)
+    assert all(isinstance(e, FaultEvent) for e in events)
+    raised, cleared = events
+    assert isinstance(raised, FaultEvent) and isinstance(cleared, FaultEvent)
+    assert (raised.seq, cleared.seq) == (0, 1)
+    assert raised.message_id != cleared.message_id
+    assert raised.store_id == "store-001"
+    assert raised.evidence == {"value": 9.4, "limit": 8.0}
+    assert (raised.device_id, raised.fault_code, raised.location) == ("case-01", "high_temperature", "aisle 3")
+    assert [r.qos for r in parts.outbox.pending(10)] == [1, 1]
+    assert parts.wakes == 2
+    assert parts.metrics.fault_events == {"raised": 1, "cleared": 1}
+
+
+async def test_open_faults_follow_raise_and_clear_and_persist(tmp_path: Path) -> None:
+    parts = Parts(tmp_path / "store.db")
+    await parts.sink.fault_changed(fault_change("case-01"))
+    await parts.sink.fault_changed(fault_change("case-02", code="door_open"))
+    await parts.sink.fault_changed(fault_change("case-01", state=FaultState.CLEARED))
+    assert [(f.device_id, f.fault_code) for f in parts.sink.open_faults.list()] == [("case-02", "door_open")]
+    parts.db.close()
+    reopened = Parts(tmp_path / "store.db")
+    assert [f.device_id for f in reopened.sink.open_faults.list()] == ["case-02"]
+    assert reopened.outbox.peek_seq() == 3
+    reopened.db.close()
+
+
+async def test_a_fault_the_contract_refuses_is_counted_not_raised(parts: Parts) -> None:
+    await parts.sink.fault_changed(fault_change(fault_code="Bad Code!"))
+    assert parts.metrics.fault_events_invalid == 1
+    assert parts.outbox.stats().depth == 0
+    assert parts.outbox.peek_seq() == 0  # the transaction rolled back
+
+
+async def test_long_texts_are_trimmed_to_the_contract(parts: Parts) -> None:
+    await parts.sink.fault_changed(fault_change(description="x" * 900, location="y" * 300))
+    [event] = parts.messages()
+    assert isinstance(event, FaultEvent) and len(event.description) == 500 and len(event.location) == 200
+
+
+async def test_one_telemetry_batch_per_cycle_with_every_point_of_every_device(parts: Parts) -> None:
+    assert parts.sink.emit_telemetry() == 0  # nothing polled yet: nothing sent
+    await parts.sink.device_polled(snapshot("case-01", air=3.5))
+    await parts.sink.device_polled(snapshot("case-02", air=None, quality=Quality.BAD))
+    await parts.sink.device_polled(snapshot("case-03", online=False))
+    await parts.sink.device_polled(snapshot("case-01", air=3.9))  # latest state wins
+    assert parts.sink.emit_telemetry() == 6
+    [batch] = parts.messages(OutboxKind.TELEMETRY)
+    assert isinstance(batch, TelemetryBatch)
+    points = {(p.device_id, p.point): (p.value, p.quality) for p in batch.points}
+    assert points[("case-01", "air_temp")] == (3.9, Quality.GOOD)
+    assert points[("case-02", "air_temp")] == (None, Quality.BAD)
+    assert points[("case-03", "air_temp")] == (None, Quality.STALE)
+    assert points[("case-03", "defrost_active")] == (None, Quality.STALE)
+    [row] = parts.outbox.pending(10)
+    assert (row.qos, row.retain, row.kind) == (1, False, OutboxKind.TELEMETRY)
+    assert batch.seq == 0 and parts.metrics.telemetry_batches == 1
+
+
+async def test_health_lists_devices_and_replaces_older_unsent_health(parts: Parts) -> None:
+    await parts.sink.device_polled(snapshot("case-01"))
+    await parts.sink.device_polled(snapshot("case-02", online=False))
+    parts.sink.emit_health()
+    parts.sink.emit_health()
+    [health] = parts.messages(OutboxKind.HEALTH)
+    assert isinstance(health, StoreHealth) and health.online
+    assert [(d.device_id, d.online) for d in health.devices] == [("case-01", True), ("case-02", False)]
+    [row] = parts.outbox.pending(10)
+    assert row.retain and row.qos == 1
+    offline = json.loads(parts.sink.health(online=False).to_bytes())
+    assert offline["online"] is False and offline["devices"] == []
+
+
+async def test_seed_takes_the_edge_view_without_overwriting_newer_polls(parts: Parts) -> None:
+    await parts.sink.device_polled(snapshot("case-01", air=5.0))
+    parts.sink.seed([snapshot("case-01", air=1.0), snapshot("case-02")])
+    assert [(s.device_id, s.readings[0].value) for s in parts.sink.snapshots()] == [("case-01", 5.0), ("case-02", 3.5)]
