@@ -12,6 +12,7 @@ from gateway.downlink import DownlinkHandler
 from gateway.metrics import GatewayMetrics
 from gateway.storage import StoreDatabase
 from gateway.tickets import RecordOutcome, TicketBook
+from protocols.mqtt.messages import MAX_PAYLOAD_BYTES
 from tests.unit.gateway.test_tickets import status
 
 TOPIC = "storeguard/v1/store-001/ticket-status"
@@ -43,7 +44,7 @@ def test_valid_status_is_stored_and_acknowledged(handler: tuple[DownlinkHandler,
         ("storeguard/v1/store-002/ticket-status", status(1, "new", store_id="store-002").to_bytes(), "wrong_store"),
         ("storeguard/v1/store-001/fault", b"{}", "unexpected_topic"),
         ("somewhere/else", b"{}", "bad_topic"),
-        (TOPIC, b"x" * (256 * 1024 + 1), "too_large"),
+        (TOPIC, b"x" * (MAX_PAYLOAD_BYTES + 1), "too_large"),
     ],
 )
 def test_bad_messages_are_rejected_counted_and_acknowledged(

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from edge.clock import FakeClock
+from edge.model import PointReading
 from gateway.metrics import GatewayMetrics
 from gateway.outbox import Outbox, OutboxKind
 from gateway.sink import StoreSink
 from gateway.storage import StoreDatabase
-from protocols.mqtt.messages import FaultEvent, FaultState, Quality, StoreHealth, TelemetryBatch, parse_message
+from protocols.mqtt.messages import (
+    MAX_BATCH_POINTS,
+    MAX_PAYLOAD_BYTES,
+    FaultEvent,
+    FaultState,
+    Quality,
+    StoreHealth,
+    TelemetryBatch,
+    parse_message,
+)
 from tests.unit.gateway.fakes import fault_change, snapshot
 
 
@@ -101,6 +112,16 @@ async def test_one_telemetry_batch_per_cycle_with_every_point_of_every_device(pa
     [row] = parts.outbox.pending(10)
     assert (row.qos, row.retain, row.kind) == (1, False, OutboxKind.TELEMETRY)
     assert batch.seq == 0 and parts.metrics.telemetry_batches == 1
+
+
+async def test_a_store_beyond_the_batch_limit_sends_several_batches_in_one_cycle(parts: Parts) -> None:
+    many = snapshot("case-01")
+    readings = tuple(PointReading(f"p{i}", float(i), Quality.GOOD) for i in range(MAX_BATCH_POINTS + 1))
+    await parts.sink.device_polled(replace(many, readings=readings))
+    assert parts.sink.emit_telemetry() == MAX_BATCH_POINTS + 1
+    batches = parts.messages(OutboxKind.TELEMETRY)
+    assert [len(b.points) for b in batches if isinstance(b, TelemetryBatch)] == [MAX_BATCH_POINTS, 1]
+    assert max(len(r.payload) for r in parts.outbox.pending(10)) < MAX_PAYLOAD_BYTES
 
 
 async def test_health_lists_devices_and_replaces_older_unsent_health(parts: Parts) -> None:

@@ -1,0 +1,173 @@
+"""The store process (gateway layer): wires edge, outbox, MQTT session, timers and store page.
+
+`run_store` owns one TaskGroup: the edge's `run()`, the outbox sender, the downlink
+consumer and the telemetry and health timers; the store database, the MQTT session, the
+edge and the web server are context managers around it. Cancelling it shuts everything
+down in reverse order, publishing a final retained StoreHealth(online=false) when the link
+is up (the broker's last will covers crashes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+
+from pydantic import ValidationError
+
+from device_profiles import ProfileRegistry
+from edge.clock import Clock, SystemClock
+from edge.metrics import EdgeMetrics
+from gateway.config import StoreConfig, load_registry
+from gateway.downlink import DownlinkHandler
+from gateway.edge_port import EdgeFactory, EdgeRunner, real_edge
+from gateway.errors import GatewayError
+from gateway.metrics import GatewayMetrics
+from gateway.mqtt import MqttSession
+from gateway.outbox import Outbox
+from gateway.sender import OutboxSender
+from gateway.sink import StoreSink
+from gateway.storage import StoreDatabase
+from gateway.tickets import TicketBook
+from gateway.view import StoreView
+from gateway.web import StorePage, create_app
+from protocols.mqtt.topics import TopicKind, topic
+
+log = logging.getLogger(__name__)
+
+
+class StoreReady(asyncio.Event):
+    """A ready event that also tells where the store page listens (set once it does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.http_port = 0
+        self.url = ""
+
+
+async def run_store(config: StoreConfig, *, ready: asyncio.Event | None = None,
+                    edge_factory: EdgeFactory | None = None, clock: Clock | None = None) -> None:
+    """Run one store until cancelled. `ready` is set once the store page listens; pass a
+    `StoreReady` to learn its URL. `edge_factory(edge_config, registry, sink, clock)` defaults
+    to `edge.runtime.Edge`."""
+    await StoreGateway(config, edge_factory=edge_factory, clock=clock).run(ready=ready)
+
+
+class _LinkEvents:
+    """What happens on the loop when the MQTT link changes."""
+
+    def __init__(self, sender: OutboxSender, sink: StoreSink) -> None:
+        self._sender = sender
+        self._sink = sink
+
+    def link_up(self) -> None:
+        self._sender.link_up()
+        _guarded(self._sink.emit_health, "health on connect")  # retained online=true, after any fault backlog
+
+    def link_down(self) -> None:
+        self._sender.link_down()
+
+    def acked(self, mid: int) -> None:
+        self._sender.acked(mid)
+
+
+class StoreGateway:
+    def __init__(self, config: StoreConfig, *, edge_factory: EdgeFactory | None = None,
+                 clock: Clock | None = None) -> None:
+        self.config = config
+        self._edge_factory = edge_factory or real_edge
+        self._clock: Clock = clock or SystemClock()
+        self.metrics = GatewayMetrics()
+        self.url = ""
+
+    async def run(self, *, ready: asyncio.Event | None = None) -> None:
+        config, clock = self.config, self._clock
+        registry = load_registry(config)
+        with StoreDatabase.open(config.outbox.path) as db:
+            outbox = Outbox(db, max_bytes=config.outbox.max_bytes, max_age_s=config.outbox.max_age_s, clock=clock)
+            tickets = TicketBook(db, clock)
+            sender = OutboxSender(outbox, self.metrics, window=config.mqtt.inflight_window)
+            sink = StoreSink(store_id=config.store_id, db=db, outbox=outbox, clock=clock, metrics=self.metrics,
+                             on_enqueued=sender.wake)
+            session = MqttSession(config.mqtt, store_id=config.store_id, listener=_LinkEvents(sender, sink),
+                                  will=lambda: sink.health(online=False).to_bytes(), clock=clock,
+                                  metrics=self.metrics)
+            downlink = DownlinkHandler(store_id=config.store_id, tickets=tickets, metrics=self.metrics)
+            async with AsyncExitStack() as stack:
+                await stack.enter_async_context(session)
+                stack.push_async_callback(self._say_goodbye, session, sink)
+                edge = self._build_edge(registry, sink)
+                await stack.enter_async_context(edge)
+                sink.seed(edge.snapshots())
+                view = StoreView(config=config, sink=sink, outbox=outbox, sender=sender, tickets=tickets,
+                                 metrics=self.metrics, link=session.status, edge_metrics=_edge_metrics(edge),
+                                 clock=clock)
+                app = create_app(view, store_id=config.store_id, store_name=config.name)
+                page = await stack.enter_async_context(StorePage(app, host=config.http.host, port=config.http.port))
+                self.url = page.url
+                log.info("store %s: store page at %s", config.store_id, page.url)
+                if isinstance(ready, StoreReady):
+                    ready.http_port, ready.url = page.port, page.url
+                if ready is not None:
+                    ready.set()
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(edge.run(), name="edge")
+                    tasks.create_task(sender.run(session), name="outbox-sender")
+                    tasks.create_task(_consume_downlink(session, downlink), name="downlink")
+                    tasks.create_task(_every(clock, config.telemetry_interval_s, sink.emit_telemetry, "telemetry"),
+                                      name="telemetry-timer")
+                    tasks.create_task(_every(clock, config.health_interval_s, sink.emit_health, "health"),
+                                      name="health-timer")
+
+    def _build_edge(self, registry: ProfileRegistry, sink: StoreSink) -> EdgeRunner:
+        return self._edge_factory(self.config.edge_config, registry, sink, self._clock)
+
+    async def _say_goodbye(self, session: MqttSession, sink: StoreSink) -> None:
+        """A graceful disconnect suppresses the will, so say offline ourselves (best effort)."""
+        try:
+            await session.publish_final(topic(self.config.store_id, TopicKind.HEALTH),
+                                        sink.health(online=False).to_bytes())
+        except Exception:
+            log.debug("final offline health not sent", exc_info=True)
+
+
+def _edge_metrics(edge: EdgeRunner) -> Callable[[], EdgeMetrics | None]:
+    """The edge's counters when it has any (`edge.runtime.Edge.metrics()`); fakes may not."""
+    source = getattr(edge, "metrics", None)
+    if not callable(source):
+        return lambda: None
+
+    def read() -> EdgeMetrics | None:
+        found = source()
+        return found if isinstance(found, EdgeMetrics) else None
+
+    return read
+
+
+async def _consume_downlink(session: MqttSession, handler: DownlinkHandler) -> None:
+    while True:
+        message = await session.downlink.get()
+        if handler.handle(message.topic, message.payload).ack:
+            session.ack(message)
+
+
+async def _every(clock: Clock, interval_s: float, action: Callable[[], object], name: str) -> None:
+    """Run `action` every interval; a failing tick is logged once, then at debug until it recovers."""
+    failing = False
+    while True:
+        await clock.sleep(interval_s)
+        ok = _guarded(action, f"{name} timer", quiet=failing)
+        if ok and failing:
+            log.info("%s timer recovered", name)
+        failing = not ok
+
+
+def _guarded(action: Callable[[], object], what: str, *, quiet: bool = False) -> bool:
+    """Run a periodic job; its failure (disk full, a refused message) must not stop the store."""
+    try:
+        action()
+    except (GatewayError, ValidationError) as exc:
+        log.log(logging.DEBUG if quiet else logging.ERROR, "%s failed: %s", what, exc)
+        return False
+    return True

@@ -1,0 +1,178 @@
+"""The gateway's EdgeSink (gateway layer): edge output -> contract messages in the outbox.
+
+Fault changes become FaultEvents stamped with the store id, the next sequence number and a
+fresh message id, committed (synchronous=FULL) together with the open-fault table before
+the sender sees them. Device snapshots are kept as the latest state; the telemetry timer
+turns them into one TelemetryBatch per store per cycle, and the health timer into a
+retained StoreHealth.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import logging
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
+from edge.clock import Clock
+from edge.model import DeviceSnapshot, FaultChange
+from gateway.errors import StorageError
+from gateway.metrics import GatewayMetrics
+from gateway.outbox import Outbox, OutboxKind
+from gateway.storage import StoreDatabase
+from protocols.mqtt.messages import (
+    MAX_BATCH_POINTS,
+    DeviceHealth,
+    FaultEvent,
+    FaultState,
+    Quality,
+    StoreHealth,
+    TelemetryBatch,
+    TelemetryPoint,
+)
+from protocols.mqtt.topics import TopicKind, topic
+
+log = logging.getLogger(__name__)
+
+
+
+@functools.cache
+def gateway_version() -> str:
+    try:
+        return importlib.metadata.version("storeguard")[:32]
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+class OpenFaults:
+    """Faults raised and not yet cleared, persisted so the store page survives a restart."""
+
+    def __init__(self, db: StoreDatabase) -> None:
+        self._db = db
+
+    def apply(self, event: FaultEvent) -> None:
+        if event.state is FaultState.CLEARED:
+            self._db.execute("DELETE FROM open_faults WHERE device_id = ? AND fault_code = ?",
+                             (event.device_id, event.fault_code))
+        else:
+            self._db.execute(
+                "INSERT INTO open_faults (device_id, fault_code, event) VALUES (?, ?, ?)"
+                " ON CONFLICT(device_id, fault_code) DO UPDATE SET event = excluded.event",
+                (event.device_id, event.fault_code, event.model_dump_json()),
+            )
+
+    def list(self) -> list[FaultEvent]:
+        rows = self._db.execute("SELECT event FROM open_faults ORDER BY device_id, fault_code")
+        return [FaultEvent.model_validate_json(event) for (event,) in rows]
+
+
+class StoreSink:
+    """Implements edge.model.EdgeSink for one store."""
+
+    def __init__(self, *, store_id: str, db: StoreDatabase, outbox: Outbox, clock: Clock,
+                 metrics: GatewayMetrics, on_enqueued: Callable[[], None] = lambda: None) -> None:
+        self._store_id = store_id
+        self._db = db
+        self._outbox = outbox
+        self._clock = clock
+        self._metrics = metrics
+        self._on_enqueued = on_enqueued
+        self._snapshots: dict[str, DeviceSnapshot] = {}
+        self.open_faults = OpenFaults(db)
+        self._topics = {kind: topic(store_id, kind) for kind in TopicKind}
+        self._warned_invalid = False
+
+    # -- EdgeSink ---------------------------------------------------------------------
+    async def fault_changed(self, change: FaultChange) -> None:
+        """On disk (durably) before this returns; raises StorageError when it can't be."""
+        try:
+            with self._db.transaction(durable=True):
+                event = self._fault_event(change, self._outbox.allocate_seq())
+                self._outbox.put(OutboxKind.FAULT, self._topics[TopicKind.FAULT], event.to_bytes(), qos=1)
+                self.open_faults.apply(event)
+        except ValidationError as exc:
+            self._metrics.fault_events_invalid += 1
+            if not self._warned_invalid:
+                self._warned_invalid = True
+                log.error("edge handed a fault change the contract refuses (%s %s): %s; counted from now on",
+                          change.device_id, change.fault_code, exc.errors()[0]["msg"])
+            return
+        except StorageError:
+            log.exception("fault event %s/%s could not be stored", change.device_id, change.fault_code)
+            raise
+        self._metrics.fault_events[event.state.value] += 1
+        self._on_enqueued()
+
+    async def device_polled(self, snapshot: DeviceSnapshot) -> None:
+        self._snapshots[snapshot.device_id] = snapshot
+
+    # -- state ------------------------------------------------------------------------
+    def seed(self, snapshots: list[DeviceSnapshot]) -> None:
+        """Start from the edge's view (e.g. right after it started), without overwriting newer polls."""
+        for snapshot in snapshots:
+            self._snapshots.setdefault(snapshot.device_id, snapshot)
+
+    def snapshots(self) -> list[DeviceSnapshot]:
+        return [self._snapshots[k] for k in sorted(self._snapshots)]
+
+    # -- timers -----------------------------------------------------------------------
+    def emit_telemetry(self) -> int:
+        """Queue this cycle's TelemetryBatch (QoS 1, lowest priority); returns the points sent.
+
+        A store with more than the contract's MAX_BATCH_POINTS sends several batches per cycle."""
+        points = [point for snapshot in self.snapshots() for point in _points(snapshot, self._metrics)]
+        taken_at = self._clock.now()
+        for start in range(0, len(points), MAX_BATCH_POINTS):  # one batch, unless the store is huge
+            chunk = points[start:start + MAX_BATCH_POINTS]
+            with self._db.transaction():
+                batch = TelemetryBatch(store_id=self._store_id, seq=self._outbox.allocate_seq(),
+                                       taken_at=taken_at, points=chunk)
+                self._outbox.put(OutboxKind.TELEMETRY, self._topics[TopicKind.TELEMETRY], batch.to_bytes(), qos=1)
+            self._metrics.telemetry_batches += 1
+        if points:
+            self._on_enqueued()
+        return len(points)
+
+    def health(self, *, online: bool) -> StoreHealth:
+        devices = [
+            DeviceHealth(device_id=s.device_id, device_model=s.device_model, online=s.online,
+                         location=s.location[:200], last_ok_at=s.last_ok_at)
+            for s in self.snapshots()
+        ] if online else []
+        return StoreHealth(store_id=self._store_id, online=online, gateway_version=gateway_version(),
+                           devices=devices, sent_at=self._clock.now())
+
+    def emit_health(self) -> None:
+        """Queue the retained StoreHealth(online=true), replacing any older unsent one."""
+        payload = self.health(online=True).to_bytes()
+        self._outbox.put(OutboxKind.HEALTH, self._topics[TopicKind.HEALTH], payload, qos=1, retain=True,
+                         supersede=True)
+        self._metrics.health_messages += 1
+        self._on_enqueued()
+
+    def _fault_event(self, change: FaultChange, seq: int) -> FaultEvent:
+        return FaultEvent(
+            store_id=self._store_id, seq=seq, sent_at=self._clock.now(),
+            device_id=change.device_id, device_model=change.device_model, fault_code=change.fault_code,
+            state=change.state, severity=change.severity, fault_class=change.fault_class,
+            ticket_class=change.ticket_class, occurred_at=change.occurred_at,
+            description=change.description[:500], location=change.location[:200], evidence=dict(change.evidence),
+        )
+
+
+def _points(snapshot: DeviceSnapshot, metrics: GatewayMetrics) -> list[TelemetryPoint]:
+    """A device that is not answering reports every point as stale with no value."""
+    points = []
+    for r in snapshot.readings:
+        try:
+            points.append(TelemetryPoint(
+                device_id=snapshot.device_id, point=r.point,
+                value=r.value if snapshot.online else None,
+                quality=r.quality if snapshot.online else Quality.STALE,
+                unit=r.unit,
+            ))
+        except ValidationError:
+            metrics.telemetry_points_invalid += 1
+    return points
