@@ -124,7 +124,7 @@ def plan_stack(
     database_url: str | None = None,
     store_count: int = 2,
     scenario: bool = True,
-    time_scale: float = 20.0,
+    time_scale: float = 60.0,
     poll_interval_s: float = 1.0,
 ) -> StackPlan:
     """Write every config file of a local system into `workdir` and say where things listen."""
