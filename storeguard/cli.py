@@ -29,7 +29,7 @@ def configure_logging(level: str) -> None:
         datefmt="%H:%M:%S",
     )
     # Third-party chatter at INFO drowns what an operator needs to see.
-    for noisy in ("amqtt", "transitions", "uvicorn.access", "aiohttp.access"):
+    for noisy in ("amqtt", "transitions", "uvicorn.access", "aiohttp.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

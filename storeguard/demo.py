@@ -145,7 +145,7 @@ def _watch_tickets(plan: StackPlan, stack: Stack) -> None:
 def run_demo(*, workdir: Path, check: bool, timeout_s: float = 120.0) -> int:
     if workdir.exists():
         shutil.rmtree(workdir)  # a demo starts from an empty database every time
-    plan = plan_stack(workdir)
+    plan = plan_stack(workdir, stable_ports=not check)
     stack = Stack(plan, echo=None)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     started = time.monotonic()

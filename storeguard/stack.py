@@ -25,7 +25,15 @@ import yaml
 DEMO_PASSWORD = "storeguard-demo"  # printed by the demo; the embedded setup is for trying it out only
 
 
-def free_port() -> int:
+def free_port(preferred: int | None = None) -> int:
+    """`preferred` when it is free (stable URLs for people), else any free port."""
+    if preferred:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", preferred))
+                return preferred
+            except OSError:
+                pass
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -126,13 +134,22 @@ def plan_stack(
     scenario: bool = True,
     time_scale: float = 60.0,
     poll_interval_s: float = 1.0,
+    stable_ports: bool = False,
 ) -> StackPlan:
-    """Write every config file of a local system into `workdir` and say where things listen."""
+    """Write every config file of a local system into `workdir` and say where things listen.
+
+    With `stable_ports`, central takes 8080, the store pages 8081 and up, and the broker 1883,
+    when they are free.
+    """
+
+    def port(preferred: int) -> int:
+        return free_port(preferred if stable_ports else None)
+
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     broker_port = None
     if mqtt_url is None:
-        broker_port = free_port()
+        broker_port = port(1883)
         mqtt_url = f"mqtt://127.0.0.1:{broker_port}"
     database_url = database_url or f"sqlite:///{workdir / 'central.db'}"
     seed_file = _dump(workdir / "seed.yaml", SEED)
@@ -143,7 +160,7 @@ def plan_stack(
         plan = StorePlan(
             store_id=store_id,
             name=layout["name"] if index < len(STORE_LAYOUTS) else f"{layout['name']} {index + 1}",
-            http_port=free_port(),
+            http_port=port(8081 + index),
             lanes_port=free_port(),
             control_port=free_port(),
             tty_link=workdir / store_id / "ttyRS485",
@@ -153,7 +170,7 @@ def plan_stack(
         _write_store_configs(plan, layout, mqtt_url, scenario, time_scale, poll_interval_s, workdir)
         stores.append(plan)
     technicians = {t["username"]: t["password"] for t in SEED["technicians"]}
-    return StackPlan(workdir, mqtt_url, broker_port, free_port(), database_url, seed_file, tuple(stores), technicians)
+    return StackPlan(workdir, mqtt_url, broker_port, port(8080), database_url, seed_file, tuple(stores), technicians)
 
 
 def _write_store_configs(plan: StorePlan, layout: dict[str, Any], mqtt_url: str, scenario: bool,
