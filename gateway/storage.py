@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS ticket_received (
     version INTEGER NOT NULL,
     status TEXT NOT NULL,
     message_id TEXT NOT NULL,
-    received_at REAL NOT NULL,
+    changed_at REAL NOT NULL,  -- when central made the change (unix seconds)
+    received_at REAL NOT NULL,  -- when this store stored it
     UNIQUE (ticket_id, version)
 );
 """

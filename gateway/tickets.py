@@ -22,10 +22,24 @@ class RecordOutcome(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Receipt:
+    """One status as it reached the store: central's change time against the arrival time."""
+
+    version: int
+    status: str
+    changed_at: float  # unix seconds, central's clock
+    received_at: float  # unix seconds, the store's clock
+
+
+@dataclass(frozen=True, slots=True)
 class TicketView:
     status: TicketStatus
-    statuses_received: tuple[str, ...]
+    receipts: tuple[Receipt, ...]  # in arrival order
     received_at: float  # when the latest version arrived (unix seconds)
+
+    @property
+    def statuses_received(self) -> tuple[str, ...]:
+        return tuple(receipt.status for receipt in self.receipts)
 
 
 class TicketBook:
@@ -37,9 +51,10 @@ class TicketBook:
         now = self._clock.now().timestamp()
         with self._db.transaction():
             inserted = self._db.execute(
-                "INSERT OR IGNORE INTO ticket_received (ticket_id, version, status, message_id, received_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (status.ticket_id, status.version, status.status.value, status.message_id, now),
+                "INSERT OR IGNORE INTO ticket_received"
+                " (ticket_id, version, status, message_id, changed_at, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (status.ticket_id, status.version, status.status.value, status.message_id,
+                 status.changed_at.timestamp(), now),
             ).rowcount
             if not inserted:
                 return RecordOutcome.DUPLICATE
@@ -53,13 +68,15 @@ class TicketBook:
 
     def tickets(self) -> list[TicketView]:
         """The latest status of every ticket, by ticket id, with the statuses received in order."""
-        received: dict[int, list[str]] = {}
-        for ticket_id, value in self._db.execute("SELECT ticket_id, status FROM ticket_received ORDER BY id"):
-            received.setdefault(ticket_id, []).append(value)
+        received: dict[int, list[Receipt]] = {}
+        for ticket_id, version, value, changed_at, arrived in self._db.execute(
+            "SELECT ticket_id, version, status, changed_at, received_at FROM ticket_received ORDER BY id"
+        ):
+            received.setdefault(ticket_id, []).append(Receipt(version, value, changed_at, arrived))
         return [
             TicketView(
                 status=TicketStatus.model_validate_json(payload),
-                statuses_received=tuple(received.get(ticket_id, ())),
+                receipts=tuple(received.get(ticket_id, ())),
                 received_at=received_at,
             )
             for ticket_id, payload, received_at in self._db.execute(

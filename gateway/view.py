@@ -88,7 +88,14 @@ class StateOut(_Out):
 
 def ticket_json(view: TicketView) -> dict[str, Any]:
     """The latest TicketStatus as JSON plus `statuses_received` in arrival order (GET /api/tickets)."""
-    return {**view.status.model_dump(mode="json"), "statuses_received": list(view.statuses_received)}
+    return {
+        **view.status.model_dump(mode="json"),
+        "statuses_received": list(view.statuses_received),
+        "received": [
+            {"version": r.version, "status": r.status, "changed_at": r.changed_at, "received_at": r.received_at}
+            for r in view.receipts
+        ],
+    }
 
 
 class StoreView:

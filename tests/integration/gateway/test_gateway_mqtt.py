@@ -198,7 +198,10 @@ async def test_ticket_status_sent_while_the_store_was_away_arrives_on_reconnect(
             [ticket] = await eventually(four_statuses, what="four ticket statuses")
             assert ticket["statuses_received"] == ["new", "assigned", "en_route", "accepted"]
             assert (ticket["status"], ticket["version"], ticket["assignee"]) == ("en_route", 4, "Ana Ruiz")
-            latest = TicketStatus.model_validate({k: v for k, v in ticket.items() if k != "statuses_received"})
+            latest = TicketStatus.model_validate(
+                {k: v for k, v in ticket.items() if k not in ("statuses_received", "received")})
+            assert [r["version"] for r in ticket["received"]] == [1, 2, 4, 3]
+            assert all(r["received_at"] >= r["changed_at"] - 1 for r in ticket["received"])
             assert latest.ticket_id == 7
 
             # malformed messages while connected are counted, never fatal

@@ -72,3 +72,15 @@ def test_tickets_are_kept_apart_and_survive_a_restart(tmp_path: Path) -> None:
         (4, "new", ("new",)),
         (9, "closed", ("assigned", "closed")),
     ]
+
+
+def test_each_receipt_keeps_central_change_time_and_store_arrival_time(db: StoreDatabase) -> None:
+    clock = FakeClock(start=T0)
+    book = TicketBook(db, clock)
+    book.record(status(1, "assigned", changed_at=T0))
+    clock.advance(0.25)
+    book.record(status(2, "accepted", changed_at=T0))
+    [ticket] = book.tickets()
+    assert [(r.version, r.status) for r in ticket.receipts] == [(1, "assigned"), (2, "accepted")]
+    assert ticket.receipts[0].changed_at == T0.timestamp()
+    assert ticket.receipts[1].received_at - ticket.receipts[1].changed_at == pytest.approx(0.25)
