@@ -135,6 +135,7 @@ def plan_stack(
     time_scale: float = 60.0,
     poll_interval_s: float = 1.0,
     stable_ports: bool = False,
+    layouts: list[dict[str, Any]] | None = None,
 ) -> StackPlan:
     """Write every config file of a local system into `workdir` and say where things listen.
 
@@ -154,12 +155,13 @@ def plan_stack(
     database_url = database_url or f"sqlite:///{workdir / 'central.db'}"
     seed_file = _dump(workdir / "seed.yaml", SEED)
     stores = []
+    layouts = layouts or STORE_LAYOUTS
     for index in range(store_count):
-        layout = STORE_LAYOUTS[index % len(STORE_LAYOUTS)]
+        layout = layouts[index % len(layouts)]
         store_id = f"store-{index + 1:03d}"
         plan = StorePlan(
             store_id=store_id,
-            name=layout["name"] if index < len(STORE_LAYOUTS) else f"{layout['name']} {index + 1}",
+            name=layout["name"] if index < len(layouts) else f"{layout['name']} {index + 1}",
             http_port=port(8081 + index),
             lanes_port=free_port(),
             control_port=free_port(),
