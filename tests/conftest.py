@@ -24,9 +24,7 @@ def _unavailable(service: str, exc: Exception) -> None:
     pytest.skip(f"{service} unavailable: {exc}")
 
 
-@pytest.fixture(scope="session")
-def mosquitto_session() -> Iterator[MosquittoProcess]:
-    """One private broker for the session (tests that kill it use `mosquitto` instead)."""
+def _private_mosquitto() -> Iterator[MosquittoProcess]:
     try:
         broker = MosquittoProcess()
     except ServiceUnavailable as exc:
@@ -34,18 +32,18 @@ def mosquitto_session() -> Iterator[MosquittoProcess]:
     broker.start()
     yield broker
     broker.kill()
+
+
+@pytest.fixture(scope="session")
+def mosquitto_session() -> Iterator[MosquittoProcess]:
+    """One private broker for the session (tests that kill it use `mosquitto` instead)."""
+    yield from _private_mosquitto()
 
 
 @pytest.fixture
 def mosquitto() -> Iterator[MosquittoProcess]:
     """A private broker for one test, which the test may stop, kill and restart."""
-    try:
-        broker = MosquittoProcess()
-    except ServiceUnavailable as exc:
-        _unavailable("mosquitto", exc)
-    broker.start()
-    yield broker
-    broker.kill()
+    yield from _private_mosquitto()
 
 
 @pytest.fixture(scope="session")
