@@ -96,6 +96,10 @@ class ModbusTcpServer:
                     await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the client went away
+        except asyncio.CancelledError:
+            # The server is closing. End normally: on Python 3.11 asyncio logs a traceback for a
+            # connection task of start_server that ends cancelled.
+            pass
         except FrameError as exc:  # a TCP stream cannot be resynchronised: drop the connection
             self.stats.bad_frames += 1
             log.debug("modbus tcp %s:%s: closing connection on a bad frame: %s", self.host, self.port, exc)

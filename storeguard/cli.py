@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -34,10 +35,24 @@ def configure_logging(level: str) -> None:
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> int:
-    try:
-        asyncio.run(coro)
-    except KeyboardInterrupt:
-        pass
+    """Run a long-lived command; SIGINT and SIGTERM cancel it so its cleanup runs.
+
+    Handlers are installed explicitly: a process started in the background inherits SIGINT
+    ignored, and Python's default SIGTERM skips every `finally`.
+    """
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await coro
+        except asyncio.CancelledError:
+            logging.getLogger("storeguard").info("stopped")
+
+    asyncio.run(main())
     return 0
 
 

@@ -254,19 +254,36 @@ class ProcessGroup:
         return None if proc is None else proc.poll()
 
     def stop(self, name: str, *, kill: bool = False, timeout: float = 10.0) -> None:
-        proc = self.procs.get(name)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGKILL if kill else signal.SIGINT)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        self._stop([name], kill=kill, timeout=timeout)
 
-    def stop_all(self) -> None:
-        for name in reversed(list(self.procs)):
-            self.stop(name)
+    def stop_all(self, timeout: float = 10.0) -> None:
+        self._stop(list(self.procs), kill=False, timeout=timeout)
+
+    def _stop(self, names: list[str], *, kill: bool, timeout: float) -> None:
+        """Signal every process first, then wait for all on one deadline; SIGKILL stragglers.
+
+        A second Ctrl-C meanwhile does not leave processes behind: it is ignored until done.
+        """
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+        try:
+            live = [self.procs[n] for n in names if n in self.procs and self.procs[n].poll() is None]
+            for proc in live:
+                proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            for proc in live:
+                try:
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            for proc in live:
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass  # unkillable (D state): nothing more a user-space parent can do
+        finally:
+            if in_main:
+                signal.signal(signal.SIGINT, previous)
 
     def tail(self, name: str, lines: int = 20) -> str:
         path = self.logdir / f"{name}.log"

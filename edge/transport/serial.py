@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import serial
 
 from device_profiles.schema import SerialSettings
-from edge.errors import LinkDown
+from edge.errors import BadFrame, LinkDown
 from edge.logs import FailureLog
 from edge.transport.rtu import RxBuffer, receive_response, response_frame_length
 from protocols.modbus.rtu import char_time, encode_frame, t35, wire_time
@@ -71,7 +71,7 @@ class SerialRtuTransport:
         async with self._lock:
             if self._serial is None:
                 self._reopen()
-            await self._wait_for_silence(unit)
+            await self._wait_for_silence(unit, limit=timeout)
             self._flush_input()
             frame = encode_frame(unit, pdu)
             await self._write(frame)
@@ -150,12 +150,21 @@ class SerialRtuTransport:
 
     # --- wire timing -------------------------------------------------------------------------
 
-    async def _wait_for_silence(self, unit: int) -> None:
-        """Keep the line quiet for t3.5 plus the larger inter-frame gap of the two devices."""
+    async def _wait_for_silence(self, unit: int, limit: float) -> None:
+        """Keep the line quiet for t3.5 plus the larger inter-frame gap of the two devices.
+
+        A line that never goes quiet (a stuck transmitter, a device at another baud rate)
+        fails the request after `limit` seconds, so the bus carries on and the noise is counted.
+        """
         previous = self._gaps.get(self._last_unit, 0.0) if self._last_unit is not None else 0.0
         quiet = self.quiet_time + max(self._gaps.get(unit, 0.0), previous)
         loop = asyncio.get_running_loop()
+        give_up = loop.time() + limit + quiet
         while (wait := max(self._rx.last_rx, self._last_tx) + quiet - loop.time()) > 0:
+            if loop.time() + wait > give_up:
+                self.stale_bytes += self._rx.drop()
+                raise BadFrame(f"{self._port}: the line never went quiet for {quiet * 1000:.1f} ms "
+                               f"within {limit:.2f} s (a stuck transmitter or a device at another baud rate?)")
             await asyncio.sleep(wait)  # late bytes arriving meanwhile push last_rx on
 
     def _flush_input(self) -> None:

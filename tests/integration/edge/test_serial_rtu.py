@@ -245,3 +245,32 @@ async def test_edge_polls_over_the_pty_and_survives_a_dead_unit(line: tuple[str,
     dead = next(d for d in metrics.devices if d.device_id == "case-3")
     assert dead.requests.timeouts >= 1 and not dead.online
     assert metrics.buses[0].requests.responses >= 3 * 2 * 7
+
+
+async def test_a_line_that_never_goes_quiet_fails_the_request_not_the_bus(line: tuple[str, Responder]) -> None:
+    """A stuck transmitter (or a device at another baud rate) must not block the bus forever."""
+    path, responder = line
+    transport = SerialRtuTransport(path, SETTINGS)
+    await transport.open()
+    stop = threading.Event()
+
+    def babble() -> None:  # one byte every 0.3 ms: never 4 ms of silence at 9600 baud
+        while not stop.is_set():
+            os.write(responder.master, b"\xAA")
+            time.sleep(0.0003)
+
+    babbler = threading.Thread(target=babble, daemon=True)
+    babbler.start()
+    try:
+        await asyncio.sleep(0.05)  # the babble is on the line before the request
+        started = time.monotonic()
+        with pytest.raises(BadFrame, match="never went quiet"):
+            await read_air(transport, timeout=0.3)
+        assert time.monotonic() - started < 1.0
+        stop.set()
+        babbler.join(timeout=2)
+        await asyncio.sleep(0.05)
+        assert await read_air(transport, timeout=1.0) == 153
+    finally:
+        stop.set()
+        await transport.close()
