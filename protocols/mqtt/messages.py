@@ -80,7 +80,8 @@ def utcnow() -> datetime:
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and Infinity are not numbers a store can report, and PostgreSQL refuses them.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     schema_version: Literal[1] = 1
     message_id: Annotated[str, Field(min_length=8, max_length=64)] = Field(default_factory=new_message_id)
@@ -121,7 +122,7 @@ class FaultEvent(Message):
 
 
 class TelemetryPoint(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     device_id: Identifier
     point: Identifier
@@ -140,7 +141,7 @@ class TelemetryBatch(Message):
 
 
 class DeviceHealth(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     device_id: Identifier
     device_model: Identifier
@@ -203,6 +204,10 @@ def parse_message(topic: str, payload: bytes) -> Message:
         raise ContractError("bad_topic", str(exc)) from exc
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ContractError("too_large", f"{len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    if b"\\u0000" in payload:
+        # JSON can carry NUL only escaped; no text field of the contract may hold one
+        # (PostgreSQL text cannot store it).
+        raise ContractError("schema", "a string contains a NUL character (\\u0000)")
     model = _MODEL_OF_KIND[kind]
     try:
         message = model.model_validate_json(payload, context={"received": True})

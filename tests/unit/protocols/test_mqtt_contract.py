@@ -79,6 +79,9 @@ def test_message_ids_are_unique() -> None:
         (lambda d: json.dumps({**d, "occurred_at": "2026-11-23T12:00:00"}).encode(), "schema"),  # naive time
         (lambda d: json.dumps({**d, "store_id": "store-002"}).encode(), "store_mismatch"),
         (lambda d: b"x" * (512 * 1024 + 1), "too_large"),
+        (lambda d: json.dumps({**d, "evidence": {"value": float("nan")}}).encode(), "schema"),
+        (lambda d: json.dumps({**d, "evidence": {"value": float("inf")}}).encode(), "schema"),
+        (lambda d: json.dumps({**d, "description": "door\x00open"}).encode(), "schema"),
     ],
 )
 def test_bad_payloads_are_rejected_with_a_countable_reason(mutate, reason) -> None:  # type: ignore[no-untyped-def]
@@ -95,3 +98,13 @@ def test_a_payload_on_the_wrong_kind_of_topic_is_rejected() -> None:
     with pytest.raises(ContractError) as caught:
         parse_message("storeguard/v1/store-001/bogus", fault().to_bytes())
     assert caught.value.reason == "bad_topic"
+
+
+def test_telemetry_values_must_be_finite() -> None:
+    batch = {"store_id": "store-001", "message_id": "0123456789", "sent_at": NOW.isoformat(), "seq": 1,
+             "taken_at": NOW.isoformat(), "points": [{"device_id": "case-01", "point": "air_temp", "value": 1.0}]}
+    parse_message("storeguard/v1/store-001/telemetry", json.dumps(batch).encode())
+    batch["points"][0]["value"] = float("-inf")
+    with pytest.raises(ContractError) as caught:
+        parse_message("storeguard/v1/store-001/telemetry", json.dumps(batch).encode())
+    assert caught.value.reason == "schema"
