@@ -3,6 +3,7 @@
 Health: ``after_failures`` (K) consecutive failed polls take the device offline and raise
 a ``device_offline`` fault; ``clear_after_successes`` (M) consecutive good polls bring it
 back and clear it. While offline every reading is STALE and the rules hold their state.
+A device restored as offline after a restart starts offline: it too needs M good polls.
 """
 
 from __future__ import annotations
@@ -85,6 +86,18 @@ class DeviceRuntime:
         if self.offline_fault is not None:
             faults.append(self.offline_fault)
         return faults
+
+    def restore(self, raised: FaultChange, since: float) -> bool:
+        """Resume a fault still open from before a restart (``since``: when it was raised, on this
+        run's monotonic clock), emitting nothing. A restored device_offline takes the device
+        offline, so M good polls are needed to clear it. False when no enabled rule has the code."""
+        if raised.fault_code != OFFLINE_FAULT:
+            return self.rules.restore(raised, since)
+        self.offline = True
+        self.offline_fault = raised
+        self._offline_since = since
+        self.metrics.online = False
+        return True
 
     def poll_succeeded(self, readings: dict[str, PointReading], now: float, at: datetime) -> list[FaultChange]:
         m = self.metrics

@@ -11,6 +11,9 @@ One machine per (device, fault code). It is fed observations with the time they 
 * clearing + not recovered               -> active   (no report: the fault never went away)
 
 An unknown observation (stale data) is simply not fed: the machine holds its state.
+
+``restore`` puts a machine straight into ACTIVE, reporting nothing: the fault was raised
+before a restart and is still open downstream, so only a clear may follow.
 """
 
 from __future__ import annotations
@@ -44,6 +47,12 @@ class FaultMachine:
     def is_active(self) -> bool:
         """Raised and not yet cleared (active or clearing)."""
         return self.phase in (Phase.ACTIVE, Phase.CLEARING)
+
+    def restore(self, active_since: float) -> None:
+        """Resume a fault raised before a restart (``active_since`` on this run's monotonic clock)."""
+        self.phase = Phase.ACTIVE
+        self.pending_since = self.active_since = active_since
+        self.clearing_since = None
 
     def observe(self, now: float, *, beyond: bool, recovered: bool) -> Transition | None:
         """Feed one observation. ``beyond``: the fault condition holds; ``recovered``: the clear

@@ -10,7 +10,8 @@ Each enabled rule of the device's profile (with the device's overrides applied) 
 Unknown data (STALE, or BAD for a non-probe rule) is no observation: the fault holds its
 state, so an offline case is never "still high" and never silently cleared. While a
 suppression point is true, and for ``after_s`` after it turned false, a rule cannot start
-or continue a pending fault; an active fault can still clear.
+or continue a pending fault; an active fault can still clear. A fault still open from
+before a restart is restored as active; the readings then decide when it clears.
 """
 
 from __future__ import annotations
@@ -111,6 +112,16 @@ class DeviceRules:
     def active_faults(self) -> list[FaultChange]:
         """The raise of every fault that is active (or clearing) now."""
         return [state.raised for state in self._states if state.raised is not None]
+
+    def restore(self, raised: FaultChange, active_since: float) -> bool:
+        """Resume the fault ``raised`` before a restart as active, emitting nothing; False when
+        no enabled rule has its code (the rule was disabled, renamed or removed meanwhile)."""
+        state = next((s for s in self._states if s.rule.code == raised.fault_code), None)
+        if state is None:
+            return False
+        state.machine.restore(active_since)
+        state.raised = raised
+        return True
 
     def phases(self) -> dict[str, str]:
         return {state.rule.code: state.machine.phase.value for state in self._states}

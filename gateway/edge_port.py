@@ -2,18 +2,20 @@
 
 `edge.runtime.Edge` satisfies `EdgeRunner`; tests pass a fake that calls the sink. The real
 edge is imported only when it is built, so the gateway does not depend on it at import time.
+The factory also gets the faults still open in the store database, so the edge resumes them
+after a restart (and reports them cleared when they recovered meanwhile).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
 from device_profiles import ProfileRegistry
 from edge.clock import Clock
 from edge.config import EdgeConfig
-from edge.model import DeviceSnapshot, EdgeSink
+from edge.model import DeviceSnapshot, EdgeSink, FaultChange
 
 
 class EdgeRunner(Protocol):
@@ -29,12 +31,14 @@ class EdgeRunner(Protocol):
     def snapshots(self) -> list[DeviceSnapshot]: ...
 
 
-EdgeFactory = Callable[[EdgeConfig, ProfileRegistry, EdgeSink, Clock], EdgeRunner]
+# (edge config, profiles, sink, clock, restored open faults) -> edge
+EdgeFactory = Callable[[EdgeConfig, ProfileRegistry, EdgeSink, Clock, Sequence[FaultChange]], EdgeRunner]
 
 
-def real_edge(config: EdgeConfig, registry: ProfileRegistry, sink: EdgeSink, clock: Clock) -> EdgeRunner:
-    """Build the edge of edge/ (planned API: Edge(config, registry, sink, clock))."""
+def real_edge(config: EdgeConfig, registry: ProfileRegistry, sink: EdgeSink, clock: Clock,
+              restored_faults: Sequence[FaultChange] = ()) -> EdgeRunner:
+    """Build the edge of edge/: Edge(config, registry, sink, clock, restored_faults=...)."""
     from edge.runtime import Edge  # imported here: the edge is optional until a store runs it
 
-    edge: EdgeRunner = Edge(config, registry, sink, clock)
+    edge: EdgeRunner = Edge(config, registry, sink, clock, restored_faults=restored_faults)
     return edge

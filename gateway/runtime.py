@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from device_profiles import ProfileRegistry
 from edge.clock import Clock, SystemClock
 from edge.metrics import EdgeMetrics
+from edge.model import FaultChange
 from gateway.config import StoreConfig, load_registry
 from gateway.downlink import DownlinkHandler
 from gateway.edge_port import EdgeFactory, EdgeRunner, real_edge
@@ -49,8 +50,9 @@ class StoreReady(asyncio.Event):
 async def run_store(config: StoreConfig, *, ready: asyncio.Event | None = None,
                     edge_factory: EdgeFactory | None = None, clock: Clock | None = None) -> None:
     """Run one store until cancelled. `ready` is set once the store page listens; pass a
-    `StoreReady` to learn its URL. `edge_factory(edge_config, registry, sink, clock)` defaults
-    to `edge.runtime.Edge`."""
+    `StoreReady` to learn its URL. `edge_factory(edge_config, registry, sink, clock,
+    restored_faults)` defaults to `edge.runtime.Edge`; `restored_faults` are the faults still
+    open in the store database, which the edge resumes (or clears) after a restart."""
     await StoreGateway(config, edge_factory=edge_factory, clock=clock).run(ready=ready)
 
 
@@ -97,7 +99,7 @@ class StoreGateway:
             async with AsyncExitStack() as stack:
                 await stack.enter_async_context(session)
                 stack.push_async_callback(self._say_goodbye, session, sink)
-                edge = self._build_edge(registry, sink)
+                edge = self._build_edge(registry, sink, sink.open_faults.restore())
                 await stack.enter_async_context(edge)
                 sink.seed(edge.snapshots())
                 view = StoreView(config=config, sink=sink, outbox=outbox, sender=sender, tickets=tickets,
@@ -120,8 +122,8 @@ class StoreGateway:
                     tasks.create_task(_every(clock, config.health_interval_s, sink.emit_health, "health"),
                                       name="health-timer")
 
-    def _build_edge(self, registry: ProfileRegistry, sink: StoreSink) -> EdgeRunner:
-        return self._edge_factory(self.config.edge_config, registry, sink, self._clock)
+    def _build_edge(self, registry: ProfileRegistry, sink: StoreSink, restored: list[FaultChange]) -> EdgeRunner:
+        return self._edge_factory(self.config.edge_config, registry, sink, self._clock, restored)
 
     async def _say_goodbye(self, session: MqttSession, sink: StoreSink) -> None:
         """A graceful disconnect suppresses the will, so say offline ourselves (best effort)."""

@@ -47,7 +47,8 @@ def gateway_version() -> str:
 
 
 class OpenFaults:
-    """Faults raised and not yet cleared, persisted so the store page survives a restart."""
+    """Faults raised and not yet cleared, persisted so the store page and the edge's rule state
+    survive a restart. Written in the same transaction as the fault's outbox row."""
 
     def __init__(self, db: StoreDatabase) -> None:
         self._db = db
@@ -62,6 +63,24 @@ class OpenFaults:
                 " ON CONFLICT(device_id, fault_code) DO UPDATE SET event = excluded.event",
                 (event.device_id, event.fault_code, event.model_dump_json()),
             )
+
+    def restore(self) -> list[FaultChange]:
+        """The open faults as the edge's changes, for the edge to resume at start.
+
+        A row the contract no longer accepts is skipped (logged): it must not stop the store."""
+        changes: list[FaultChange] = []
+        unreadable: list[str] = []
+        rows = self._db.execute("SELECT device_id, fault_code, event FROM open_faults ORDER BY device_id, fault_code")
+        for device_id, fault_code, raw in rows:
+            try:
+                event = FaultEvent.model_validate_json(raw)
+            except ValidationError:
+                unreadable.append(f"{device_id}/{fault_code}")
+                continue
+            changes.append(_fault_change(event))
+        if unreadable:
+            log.error("open faults not resumed (unreadable rows in the store database): %s", ", ".join(unreadable))
+        return changes
 
     def list(self) -> list[FaultEvent]:
         rows = self._db.execute("SELECT event FROM open_faults ORDER BY device_id, fault_code")
@@ -160,6 +179,15 @@ class StoreSink:
             ticket_class=change.ticket_class, occurred_at=change.occurred_at,
             description=change.description[:500], location=change.location[:200], evidence=dict(change.evidence),
         )
+
+
+def _fault_change(event: FaultEvent) -> FaultChange:
+    return FaultChange(
+        device_id=event.device_id, device_model=event.device_model, fault_code=event.fault_code,
+        state=event.state, severity=event.severity, fault_class=event.fault_class,
+        ticket_class=event.ticket_class, occurred_at=event.occurred_at, description=event.description,
+        location=event.location, evidence=dict(event.evidence),
+    )
 
 
 def _points(snapshot: DeviceSnapshot, metrics: GatewayMetrics) -> list[TelemetryPoint]:

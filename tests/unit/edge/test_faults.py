@@ -49,3 +49,12 @@ def test_between_clear_level_and_limit_an_active_fault_stays_active() -> None:
     for t in range(1, 100):
         assert m.observe(t, beyond=False, recovered=False) is None
     assert m.phase is Phase.ACTIVE
+
+
+def test_a_restored_machine_is_active_and_only_clears() -> None:
+    m = FaultMachine(delay_s=60, clear_delay_s=30)
+    m.restore(active_since=-3600)
+    assert m.phase is Phase.ACTIVE and m.is_active and m.active_since == -3600
+    assert m.observe(0, beyond=True, recovered=False) is None  # still beyond: no second raise
+    assert m.observe(100, beyond=False, recovered=True) is None
+    assert m.observe(130, beyond=False, recovered=True) is Transition.CLEARED

@@ -4,6 +4,7 @@ edge hands over, and an in-memory publisher standing in for the MQTT link."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,11 +46,13 @@ def snapshot(device_id: str = "case-01", *, online: bool = True, air: float | No
 class FakeEdge:
     """Satisfies gateway.edge_port.EdgeRunner. Tests drive the sink through it."""
 
-    def __init__(self, config: EdgeConfig, registry: ProfileRegistry, sink: EdgeSink, clock: Clock) -> None:
+    def __init__(self, config: EdgeConfig, registry: ProfileRegistry, sink: EdgeSink, clock: Clock,
+                 restored_faults: Sequence[FaultChange] = ()) -> None:
         self.config = config
         self.registry = registry
         self.sink = sink
         self.clock = clock
+        self.restored_faults = list(restored_faults)
         self.running = asyncio.Event()
         self.closed = False
         self._snapshots: dict[str, DeviceSnapshot] = {}
@@ -84,8 +87,9 @@ class FakeEdges:
 
     built: list[FakeEdge] = field(default_factory=list)
 
-    def __call__(self, config: EdgeConfig, registry: ProfileRegistry, sink: EdgeSink, clock: Clock) -> FakeEdge:
-        edge = FakeEdge(config, registry, sink, clock)
+    def __call__(self, config: EdgeConfig, registry: ProfileRegistry, sink: EdgeSink, clock: Clock,
+                 restored_faults: Sequence[FaultChange] = ()) -> FakeEdge:
+        edge = FakeEdge(config, registry, sink, clock, restored_faults)
         self.built.append(edge)
         return edge
 

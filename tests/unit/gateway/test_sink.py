@@ -11,6 +11,7 @@ import pytest
 
 from edge.clock import FakeClock
 from edge.model import PointReading
+from gateway.errors import StorageError
 from gateway.metrics import GatewayMetrics
 from gateway.outbox import Outbox, OutboxKind
 from gateway.sink import StoreSink
@@ -80,6 +81,23 @@ async def test_open_faults_follow_raise_and_clear_and_persist(tmp_path: Path) ->
     assert [f.device_id for f in reopened.sink.open_faults.list()] == ["case-02"]
     assert reopened.outbox.peek_seq() == 3
     reopened.db.close()
+
+
+async def test_open_faults_are_restored_as_the_edge_raised_them(parts: Parts, caplog: pytest.LogCaptureFixture) -> None:
+    temperature = fault_change("case-01")
+    offline = fault_change("case-02", code="device_offline", evidence={"failures": 3, "last_ok_at": None})
+    for change in (temperature, offline):
+        await parts.sink.fault_changed(change)
+    parts.db.execute("INSERT INTO open_faults (device_id, fault_code, event) VALUES ('case-03', 'door_open', '{}')")
+    assert parts.sink.open_faults.restore() == [temperature, offline]  # the unreadable row is skipped, logged
+    assert "case-03/door_open" in caplog.text
+
+
+async def test_an_open_fault_that_cannot_be_recorded_takes_its_outbox_row_with_it(parts: Parts) -> None:
+    parts.db.execute("DROP TABLE open_faults")
+    with pytest.raises(StorageError):
+        await parts.sink.fault_changed(fault_change())
+    assert parts.outbox.stats().depth == 0 and parts.outbox.peek_seq() == 0  # one transaction, rolled back
 
 
 async def test_a_fault_the_contract_refuses_is_counted_not_raised(parts: Parts) -> None:
