@@ -77,7 +77,8 @@ def _start(runtime: Runtime) -> None:
         runtime.publisher = StatusPublisher(settings=settings, database=runtime.database, metrics=runtime.metrics,
                                             clock=runtime.clock)
         runtime.publisher.start()
-        runtime.consumer = MqttConsumer(settings=settings, processor=runtime.ingestor, metrics=runtime.metrics)
+        runtime.consumer = MqttConsumer(settings=settings, processor=runtime.ingestor, dead_letters=runtime.ingestor,
+                                        metrics=runtime.metrics, clock=runtime.clock)
         runtime.consumer.start()
 
 

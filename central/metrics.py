@@ -15,7 +15,12 @@ COUNTERS: Mapping[str, str] = MappingProxyType(
         "storeguard_central_messages_accepted_total": "MQTT messages applied, by kind",
         "storeguard_central_messages_duplicate_total": "MQTT messages already applied (same message_id), by kind",
         "storeguard_central_messages_rejected_total": "MQTT messages that broke the contract, by reason",
-        "storeguard_central_messages_failed_total": "MQTT messages whose processing raised; left unacknowledged",
+        "storeguard_central_messages_failed_total":
+            "MQTT message processing attempts that raised a non-transient error",
+        "storeguard_central_messages_dead_lettered_total":
+            "MQTT messages given up on: stored in dead_letters and acknowledged",
+        "storeguard_central_fault_events_out_of_order_total":
+            "fault events older than the newest known event of their fault: recorded, not applied",
         "storeguard_central_ingest_overflow_total": "MQTT messages not queued because the ingest queue was full",
         "storeguard_central_db_retries_total": "ingest transactions retried after a transient database error",
         "storeguard_central_tickets_created_total": "tickets created from device faults, by ticket class",

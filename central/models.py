@@ -2,7 +2,8 @@
 
 from central.auth.models import ApiToken, User
 from central.db import Base
-from central.ingest.models import InboundMessage
+from central.faults.models import FaultStateRecord
+from central.ingest.models import DeadLetter, InboundMessage
 from central.outbox.models import OutboundMessage
 from central.stores.models import Device, DevicePoint, Store
 from central.technicians.models import Technician
@@ -12,8 +13,10 @@ metadata = Base.metadata
 
 __all__ = [
     "ApiToken",
+    "DeadLetter",
     "Device",
     "DevicePoint",
+    "FaultStateRecord",
     "InboundMessage",
     "OutboundMessage",
     "Store",

@@ -55,6 +55,8 @@ class CentralSettings(BaseSettings):
     mqtt_reconnect_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
 
     ingest_queue_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    # tries of a message that fails (not for want of the database) before it becomes a dead letter
+    ingest_max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     publisher_poll_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     publisher_max_inflight: Annotated[int, Field(ge=1, le=65_000)] = 500
 

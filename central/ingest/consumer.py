@@ -3,9 +3,10 @@
 paho's network thread only enqueues. One worker applies each message in its own database
 transaction and acknowledges it (manual PUBACK) only after the commit, so a crash before
 the commit means the broker redelivers and nothing is lost; the ledger makes the
-redelivery harmless. A full queue is never a silent drop: the message stays
-unacknowledged, is counted, and the session is re-established once the queue has drained
-so the broker redelivers it.
+redelivery harmless. A message that cannot be applied is stored as a dead letter and then
+acknowledged (`central.ingest.handler`), so it cannot occupy a broker in-flight slot for
+good. A full queue is never a silent drop: the message stays unacknowledged, is counted,
+and the session is re-established once the queue has drained so the broker redelivers it.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import paho.mqtt.client as mqtt
-from sqlalchemy.exc import DBAPIError, OperationalError
 
+from central.clock import Clock, SystemClock
+from central.ingest.handler import DeadLetterSink, MessageHandler, MessageProcessor
 from central.metrics import Metrics
 from central.mqtt import connect_async, new_client
 from central.settings import CentralSettings
@@ -26,9 +28,7 @@ from protocols.mqtt.topics import UPLINK_KINDS, subscription
 
 log = logging.getLogger(__name__)
 
-
-class MessageProcessor(Protocol):
-    def process(self, topic: str, payload: bytes) -> object: ...
+__all__ = ["DeadLetterSink", "MessageProcessor", "MqttConsumer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,17 +40,13 @@ class _Item:
     generation: int  # connection the message came on; a PUBACK is only valid on that one
 
 
-def _transient(exc: Exception) -> bool:
-    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
-
-
 class MqttConsumer:
     def __init__(
-        self, *, settings: CentralSettings, processor: MessageProcessor, metrics: Metrics,
-        enqueue_timeout_s: float = 1.0, stop_drain_s: float = 5.0,
+        self, *, settings: CentralSettings, processor: MessageProcessor, dead_letters: DeadLetterSink,
+        metrics: Metrics, clock: Clock | None = None, enqueue_timeout_s: float = 1.0, stop_drain_s: float = 5.0,
+        retry_delay_s: float = 0.1,
     ) -> None:  # fmt: skip
         self._settings = settings
-        self._processor = processor
         self._metrics = metrics
         self._enqueue_timeout_s = enqueue_timeout_s
         self._stop_drain_s = stop_drain_s
@@ -60,7 +56,10 @@ class MqttConsumer:
         self._lock = threading.Lock()
         self._generation = 0
         self._overflowed = False
-        self._db_failing = False
+        self._handler = MessageHandler(
+            processor=processor, dead_letters=dead_letters, metrics=metrics, clock=clock or SystemClock(),
+            stopping=self._stopping, max_attempts=settings.ingest_max_attempts, retry_delay_s=retry_delay_s,
+        )
         self._client = new_client(settings, client_id=settings.mqtt_client_id, persistent=True, manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -145,32 +144,8 @@ class MqttConsumer:
                 if self._overflowed:
                     self._reconnect_for_redelivery()
                 continue
-            if self._handle(item):
+            if self._handler.handle(item.topic, item.payload):
                 self._ack(item)
-
-    def _handle(self, item: _Item) -> bool:
-        """Process one message; True when it may be acknowledged."""
-        delay = 0.1
-        while True:
-            try:
-                self._processor.process(item.topic, item.payload)
-            except Exception as exc:  # noqa: BLE001 - classified below, never swallowed silently
-                if not _transient(exc):
-                    self._metrics.inc("storeguard_central_messages_failed_total")
-                    log.exception("processing a message on %s failed; left unacknowledged", item.topic)
-                    return False
-                self._metrics.inc("storeguard_central_db_retries_total")
-                log.log(logging.DEBUG if self._db_failing else logging.ERROR,
-                        "database unavailable, retrying: %s", exc)
-                self._db_failing = True
-                if self._stopping.wait(delay):
-                    return False
-                delay = min(delay * 2, 5.0)
-                continue
-            if self._db_failing:
-                log.info("database available again")
-                self._db_failing = False
-            return True
 
     def _ack(self, item: _Item) -> None:
         if item.qos == 0 or item.generation != self._generation:

@@ -1,7 +1,12 @@
 """Applying one store message (ingest domain, cross-domain flow). Never commits.
 
-The caller owns the transaction: the ledger row, the store/device upserts, the ticket
-change and the outbound status commit together or not at all.
+The caller owns the transaction: the ledger row, the store/device upserts, the fault
+state, the ticket change and the outbound status commit together or not at all.
+
+Fault events may arrive out of order. Each one is first ordered against the newest known
+event of its fault (`central.faults`); an older one goes to the ticket's history only,
+except a raise older than a recorded clear that no ticket covers yet: that fault did
+happen, so it gets its ticket, opened already cleared.
 """
 
 from __future__ import annotations
@@ -13,10 +18,13 @@ from enum import StrEnum
 from sqlalchemy.orm import Session
 
 from central.db import upsert
+from central.faults import service as faults
+from central.faults.service import Ordering
 from central.ingest.models import InboundMessage
 from central.stores import service as stores
 from central.tickets import policy
 from central.tickets import service as tickets
+from central.tickets.models import Ticket
 from device_profiles import ProfileRegistry
 from protocols.mqtt.messages import FaultEvent, FaultState, Message, StoreHealth, TelemetryBatch, TicketClass
 
@@ -33,6 +41,7 @@ class Applied:
     kind: str
     created_ticket_id: int | None = None
     ticket_class: TicketClass | None = None
+    in_order: bool = True  # False: a fault event older than the newest known one of its fault
 
 
 def kind_of(profiles: ProfileRegistry, device_model: str) -> str | None:
@@ -75,19 +84,63 @@ def apply_fault(*, session: Session, fault: FaultEvent, now: datetime, profiles:
            "location": fault.location, "last_seen": now}
     update = ["model", "kind", "last_seen"] + (["location"] if fault.location else [])
     stores.upsert_devices(session=session, store_id=fault.store_id, rows=[row], update=update)
-    key = {"store_id": fault.store_id, "device_id": fault.device_id, "fault_code": fault.fault_code}
-
+    ordering = faults.record_event(session=session, fault=fault, now=now)
     if fault.state is FaultState.CLEARED:
-        ticket = tickets.find_open(session=session, **key) or tickets.latest_with_active_fault(session=session, **key)
-        if ticket is not None:
-            tickets.fault_cleared(session=session, ticket=ticket, fault=fault, now=now)
-        return Applied(Outcome.ACCEPTED, fault.kind)
-
+        return _apply_clear(session, fault, now, ordering)
     skill = policy.skill_for_kind(device_kind)
+    if not ordering.in_order:
+        return _apply_late_raise(session, fault, now, ordering, skill)
     ticket, created = tickets.open_for_fault(session=session, fault=fault, skill=skill, now=now)
     if not created:
-        tickets.fault_again(session=session, ticket=ticket, fault=fault, now=now)
-        return Applied(Outcome.ACCEPTED, fault.kind)
+        in_order = tickets.fault_again(session=session, ticket=ticket, fault=fault, now=now)
+        return Applied(Outcome.ACCEPTED, fault.kind, in_order=in_order)
+    return _opened(session, fault, ticket, now, in_order=True)
+
+
+def _key(fault: FaultEvent) -> dict[str, str]:
+    return {"store_id": fault.store_id, "device_id": fault.device_id, "fault_code": fault.fault_code}
+
+
+def _apply_clear(session: Session, fault: FaultEvent, now: datetime, ordering: Ordering) -> Applied:
+    """Clear the fault's ticket; with no ticket yet, the recorded state is all (a late raise reads it)."""
+    key = _key(fault)
+    ticket = tickets.find_open(session=session, **key) or tickets.latest_with_active_fault(session=session, **key)
+    in_order = ordering.in_order
+    if ticket is not None and in_order:
+        in_order = tickets.fault_cleared(session=session, ticket=ticket, fault=fault, now=now)
+    elif ticket is not None:
+        tickets.fault_out_of_order(session=session, ticket=ticket, fault=fault, now=now)
+    return Applied(Outcome.ACCEPTED, fault.kind, in_order=in_order)
+
+
+def _apply_late_raise(session: Session, fault: FaultEvent, now: datetime, ordering: Ordering,
+                      skill: str | None) -> Applied:
+    """A raise or update older than the fault's newest known event: history, or a ticket opened cleared."""
+    key = _key(fault)
+    ticket = tickets.find_open(session=session, **key)
+    if ticket is None:
+        latest = tickets.latest_for_fault(session=session, **key)
+        # a closed ticket covers the event unless its fault had cleared before the event happened
+        if latest is not None and (latest.fault_cleared_at is None or fault.occurred_at <= latest.fault_cleared_at):
+            ticket = latest
+    if ticket is not None:
+        tickets.fault_out_of_order(session=session, ticket=ticket, fault=fault, now=now)
+        return Applied(Outcome.ACCEPTED, fault.kind, in_order=False)
+    known = ordering.latest
+    cleared_at = known.occurred_at if known.state is FaultState.CLEARED else None
+    ticket, created = tickets.open_for_fault(session=session, fault=fault, skill=skill, now=now,
+                                             cleared_at=cleared_at)
+    if not created:  # another worker opened one meanwhile
+        tickets.fault_out_of_order(session=session, ticket=ticket, fault=fault, now=now)
+        return Applied(Outcome.ACCEPTED, fault.kind, in_order=False)
+    return _opened(session, fault, ticket, now, in_order=False)
+
+
+def _opened(session: Session, fault: FaultEvent, ticket: Ticket, now: datetime, *, in_order: bool) -> Applied:
+    """Dispatch a new ticket: a repair to a technician; a store task whose fault has cleared resolves."""
     if ticket.ticket_class is TicketClass.REPAIR:
         tickets.auto_assign(session=session, ticket=ticket, now=now)
-    return Applied(Outcome.ACCEPTED, fault.kind, created_ticket_id=ticket.id, ticket_class=ticket.ticket_class)
+    else:
+        tickets.recover_store_task(session=session, ticket=ticket, now=now)
+    return Applied(Outcome.ACCEPTED, fault.kind, created_ticket_id=ticket.id, ticket_class=ticket.ticket_class,
+                   in_order=in_order)

@@ -3,6 +3,8 @@
 `Ingestor.process(topic, payload)` is what the MQTT consumer calls for each message and what
 tests call directly: parse against contract v1, apply in one transaction, count the outcome.
 Database errors propagate so the caller can retry and must not acknowledge.
+`Ingestor.dead_letter(message)` stores a message the caller gave up on, in a transaction of
+its own.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 
 from central.clock import Clock
 from central.db import Database
+from central.ingest import dead_letters
+from central.ingest.dead_letters import PoisonMessage
 from central.ingest.flows import Applied, Outcome, apply_message
 from central.metrics import Metrics
 from device_profiles import ProfileRegistry
@@ -54,9 +58,15 @@ class Ingestor:
         counter = ("storeguard_central_messages_accepted_total" if applied.outcome is Outcome.ACCEPTED
                    else "storeguard_central_messages_duplicate_total")
         self._metrics.inc(counter, kind=applied.kind)
+        if not applied.in_order:
+            self._metrics.inc("storeguard_central_fault_events_out_of_order_total")
         if applied.created_ticket_id is not None and applied.ticket_class is not None:
             self._metrics.inc("storeguard_central_tickets_created_total", ticket_class=applied.ticket_class.value)
         return Result(applied.outcome, applied.kind, created_ticket_id=applied.created_ticket_id)
+
+    def dead_letter(self, message: PoisonMessage) -> None:
+        with self._database.session() as session, session.begin():
+            dead_letters.record(session=session, message=message)
 
     def _rejected(self, topic: str, exc: ContractError) -> None:
         self._metrics.inc("storeguard_central_messages_rejected_total", reason=exc.reason)

@@ -44,6 +44,7 @@ class EventType(StrEnum):
     FAULT_RAISED_AGAIN = "fault_raised_again"
     FAULT_UPDATED = "fault_updated"
     FAULT_CLEARED = "fault_cleared"
+    OUT_OF_ORDER = "out_of_order"  # a fault event older than the newest known one: history only
 
 
 class Source(StrEnum):

@@ -62,6 +62,17 @@ def latest_with_active_fault(*, session: Session, store_id: str, device_id: str,
     )
 
 
+def latest_for_fault(*, session: Session, store_id: str, device_id: str, fault_code: str) -> Ticket | None:
+    """The newest ticket of this fault, open or not."""
+    return session.scalar(
+        select(Ticket)
+        .where(Ticket.store_id == store_id, Ticket.device_id == device_id, Ticket.fault_code == fault_code)
+        .order_by(Ticket.id.desc())
+        .limit(1)
+        .with_for_update(of=Ticket)
+    )
+
+
 def list_tickets(
     *,
     session: Session,
@@ -140,8 +151,13 @@ def _fault_data(fault: FaultEvent) -> dict[str, Any]:
 
 
 # --- faults -------------------------------------------------------------------------------------
-def open_for_fault(*, session: Session, fault: FaultEvent, skill: str | None, now: datetime) -> tuple[Ticket, bool]:
+def open_for_fault(
+    *, session: Session, fault: FaultEvent, skill: str | None, now: datetime, cleared_at: datetime | None = None
+) -> tuple[Ticket, bool]:
     """The open ticket of this fault, created if there is none: (ticket, created).
+
+    `cleared_at` opens the ticket for a fault that has already cleared (its clear reached
+    central before this raise): the fault did happen, but is not active.
 
     Two workers may both find none and both insert; the unique partial index lets one win
     and the other re-reads the winner's ticket inside its own transaction.
@@ -155,9 +171,10 @@ def open_for_fault(*, session: Session, fault: FaultEvent, skill: str | None, no
         title=(fault.description or f"{fault.fault_code.replace('_', ' ')} on {fault.device_id}")[:200],
         location=fault.location, ticket_class=fault.ticket_class, fault_class=fault.fault_class,
         severity=fault.severity, priority=policy.priority_for(fault.fault_class, fault.severity),
-        status=TicketStatusValue.NEW, required_skill=skill, fault_active=True, raise_count=1,
-        first_raised_at=fault.occurred_at, last_raised_at=fault.occurred_at, evidence=dict(fault.evidence),
-        created_at=now, updated_at=now, version=1, resolution_note="",
+        status=TicketStatusValue.NEW, required_skill=skill, fault_active=cleared_at is None,
+        fault_cleared_at=cleared_at, raise_count=1, first_raised_at=fault.occurred_at,
+        last_raised_at=fault.occurred_at, evidence=dict(fault.evidence), created_at=now, updated_at=now, version=1,
+        resolution_note="",
     )  # fmt: skip
     try:
         with session.begin_nested():
@@ -169,14 +186,31 @@ def open_for_fault(*, session: Session, fault: FaultEvent, skill: str | None, no
             raise  # not the race: a genuine constraint failure
         log.debug("another worker opened ticket %s for %s first; raising it again", winner.number, key)
         return winner, False
+    data = _fault_data(fault)
+    if cleared_at is not None:
+        data["fault_cleared_at"] = cleared_at.isoformat()
     _record(session, ticket, event_type=EventType.CREATED, now=now, source=Source.DEVICE, note=ticket.title,
-            to_status=TicketStatusValue.NEW, data=_fault_data(fault))
-    _changed(session, ticket, now=now, bump=False)
+            to_status=TicketStatusValue.NEW, data=data)
+    _changed(session, ticket, now=now, bump=False,
+             note="the device reports the fault cleared" if cleared_at is not None else "")
     return ticket, True
 
 
-def fault_again(*, session: Session, ticket: Ticket, fault: FaultEvent, now: datetime) -> None:
-    """A raise (count it) or an update (new evidence) for a fault that already has an open ticket."""
+def fault_out_of_order(*, session: Session, ticket: Ticket, fault: FaultEvent, now: datetime) -> None:
+    """Keep an event older than the fault's newest known one in the trail; change nothing else."""
+    data = {**_fault_data(fault), "state": fault.state.value}
+    _record(session, ticket, event_type=EventType.OUT_OF_ORDER, now=now, source=Source.DEVICE, data=data,
+            note=f"{fault.state.value} event older than the newest known one: recorded, not applied")
+
+
+def fault_again(*, session: Session, ticket: Ticket, fault: FaultEvent, now: datetime) -> bool:
+    """A raise (count it) or an update (new evidence) for a fault that already has an open ticket.
+
+    False, and only recorded, when the event is older than the ticket's recorded clear.
+    """
+    if ticket.fault_cleared_at is not None and fault.occurred_at < ticket.fault_cleared_at:
+        fault_out_of_order(session=session, ticket=ticket, fault=fault, now=now)
+        return False
     raised = fault.state is FaultState.RAISED
     if raised:
         ticket.raise_count += 1
@@ -187,20 +221,28 @@ def fault_again(*, session: Session, ticket: Ticket, fault: FaultEvent, now: dat
     _record(session, ticket, event_type=EventType.FAULT_RAISED_AGAIN if raised else EventType.FAULT_UPDATED, now=now,
             source=Source.DEVICE, data=_fault_data(fault))
     _changed(session, ticket, now=now)
+    return True
 
 
 def fault_cleared(*, session: Session, ticket: Ticket, fault: FaultEvent, now: datetime) -> bool:
     """Record the recovery on the ticket; a store task resolves itself. False if the clear is stale."""
     if fault.occurred_at < ticket.last_raised_at:
+        fault_out_of_order(session=session, ticket=ticket, fault=fault, now=now)
         return False  # older than the latest raise: the fault is active again
     ticket.fault_active = False
     ticket.fault_cleared_at = fault.occurred_at
     _record(session, ticket, event_type=EventType.FAULT_CLEARED, now=now, source=Source.DEVICE, data=_fault_data(fault))
     _changed(session, ticket, now=now, note="the device reports the fault cleared")
-    if ticket.ticket_class is TicketClass.STORE_TASK and ticket.status is TicketStatusValue.NEW:
+    recover_store_task(session=session, ticket=ticket, now=now)
+    return True
+
+
+def recover_store_task(*, session: Session, ticket: Ticket, now: datetime) -> None:
+    """A store task nobody has started resolves itself once its fault has cleared."""
+    if (ticket.ticket_class is TicketClass.STORE_TASK and ticket.status is TicketStatusValue.NEW
+            and not ticket.fault_active):
         perform(session=session, ticket=ticket, action=Action.RECOVER, now=now, source=Source.DEVICE,
                 note="the fault cleared by itself", resolution_code="recovered")
-    return True
 
 
 # --- transitions and dispatch -------------------------------------------------------------------

@@ -17,6 +17,7 @@ from protocols.mqtt.topics import STORE_ID_PATTERN, TopicError, TopicKind, parse
 
 SCHEMA_VERSION = 1
 MAX_PAYLOAD_BYTES = 512 * 1024
+MAX_SEQ = 2**31 - 1  # stored as a 32-bit integer by central; ~68 years at one event a second
 MAX_BATCH_POINTS = 2000  # a large store (120 controllers x 10 points + lanes) fits; more is split into batches
 
 StoreId = Annotated[str, Field(pattern=STORE_ID_PATTERN)]
@@ -107,7 +108,7 @@ class FaultEvent(Message):
     """A fault of one device changed state at the edge."""
 
     kind: Literal["fault"] = "fault"
-    seq: Annotated[int, Field(ge=0)]
+    seq: Annotated[int, Field(ge=0, le=MAX_SEQ)]
     device_id: Identifier
     device_model: Identifier
     fault_code: Identifier
@@ -135,7 +136,7 @@ class TelemetryBatch(Message):
     """All points of one store for one cycle: one message per store, never one per point."""
 
     kind: Literal["telemetry"] = "telemetry"
-    seq: Annotated[int, Field(ge=0)]
+    seq: Annotated[int, Field(ge=0, le=MAX_SEQ)]
     taken_at: AwareDatetime
     points: Annotated[list[TelemetryPoint], Field(max_length=MAX_BATCH_POINTS)]
 

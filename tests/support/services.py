@@ -48,11 +48,14 @@ def mosquitto_binary() -> str:
 class MosquittoProcess:
     """A private Mosquitto 2 broker with persistence, restartable on the same port."""
 
-    def __init__(self, workdir: Path | None = None, port: int | None = None, extra_conf: str = "") -> None:
+    def __init__(self, workdir: Path | None = None, port: int | None = None, extra_conf: str = "",
+                 max_inflight_messages: int = 100) -> None:
         self.binary = mosquitto_binary()
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sg-mosquitto-"))
         self.port = port or free_port()
         self.extra_conf = extra_conf
+        # unacknowledged QoS 1 messages in flight to one MQTT 3.1.1 client (v5: its receive maximum)
+        self.max_inflight_messages = max_inflight_messages
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -67,7 +70,7 @@ class MosquittoProcess:
             "persistence true",
             f"persistence_location {self.workdir / 'data'}/",
             "autosave_interval 1",
-            "max_inflight_messages 100",
+            f"max_inflight_messages {self.max_inflight_messages}",
             "max_queued_messages 100000",
             "log_dest stderr",
             "log_type error",

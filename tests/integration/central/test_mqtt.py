@@ -14,10 +14,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from central.app import create_app
+from central.clock import FakeClock
+from central.db import Database
 from central.ingest.consumer import MqttConsumer
+from central.ingest.dead_letters import PoisonMessage
+from central.ingest.models import DeadLetter
+from central.ingest.processor import Ingestor
 from central.metrics import Metrics
 from central.outbox.models import OutboundMessage
 from central.settings import CentralSettings
+from device_profiles import ProfileRegistry
 from protocols.mqtt.topics import TopicKind, topic
 from tests.integration.central.mqtt_support import StoreSide
 from tests.integration.central.support import fault, tickets, wait_until
@@ -150,6 +156,16 @@ def test_publisher_and_ingest_survive_a_broker_restart(mosquitto: MosquittoProce
         store.close()
 
 
+class MemoryDeadLetters:
+    """Stands in for the Ingestor's dead-letter table."""
+
+    def __init__(self) -> None:
+        self.letters: list[PoisonMessage] = []
+
+    def dead_letter(self, message: PoisonMessage) -> None:
+        self.letters.append(message)
+
+
 class RecordingProcessor:
     """Stands in for the Ingestor: records payloads, optionally holding the first one."""
 
@@ -174,7 +190,8 @@ def test_a_full_ingest_queue_drops_nothing(mosquitto_session: MosquittoProcess, 
     settings = CentralSettings(mqtt_url=mosquitto_session.url, mqtt_client_id=unique("central"), ingest_queue_size=1,
                                mqtt_protocol=protocol, mqtt_reconnect_min_s=0.2, mqtt_reconnect_max_s=1.0)
     processor, metrics = RecordingProcessor(hold_first=True), Metrics()
-    consumer = MqttConsumer(settings=settings, processor=processor, metrics=metrics, enqueue_timeout_s=0.05)
+    consumer = MqttConsumer(settings=settings, processor=processor, dead_letters=MemoryDeadLetters(),
+                            metrics=metrics, enqueue_timeout_s=0.05)
     consumer.start()
     store = StoreSide(mosquitto_session.port, unique("store"))
     try:
@@ -201,7 +218,8 @@ def test_a_share_group_splits_messages_between_workers(mosquitto_session: Mosqui
         settings = CentralSettings(mqtt_url=mosquitto_session.url, mqtt_client_id=unique("central"),
                                    mqtt_share_group=group)
         processor = RecordingProcessor()
-        consumer = MqttConsumer(settings=settings, processor=processor, metrics=Metrics())
+        consumer = MqttConsumer(settings=settings, processor=processor, dead_letters=MemoryDeadLetters(),
+                                metrics=Metrics())
         consumer.start()
         workers.append((consumer, processor))
     store = StoreSide(mosquitto_session.port, unique("store"))
@@ -237,21 +255,28 @@ class FailingProcessor:
         self.payloads.append(payload)
 
 
-def test_a_message_that_fails_is_not_acknowledged_and_is_redelivered(mosquitto_session: MosquittoProcess) -> None:
+def test_a_message_central_stops_retrying_is_not_acknowledged_and_is_redelivered(
+    mosquitto_session: MosquittoProcess,
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    down = OperationalError("INSERT ...", {}, Exception("server closed the connection"))
     settings = CentralSettings(mqtt_url=mosquitto_session.url, mqtt_client_id=unique("central"))
-    metrics = Metrics()
-    broken = MqttConsumer(settings=settings, processor=FailingProcessor(RuntimeError("a bug"), forever=True),
-                          metrics=metrics)
+    metrics, dead = Metrics(), MemoryDeadLetters()
+    broken = MqttConsumer(settings=settings, processor=FailingProcessor(down, forever=True), dead_letters=dead,
+                          metrics=metrics, stop_drain_s=1.0)
     broken.start()
     store = StoreSide(mosquitto_session.port, unique("store"))
     try:
         assert broken.wait_connected(10)
         message = fault(store=store.store_id)
         store.publish(message)
-        wait_until(lambda: metrics.value("storeguard_central_messages_failed_total") == 1)
-        broken.stop()
+        wait_until(lambda: metrics.value("storeguard_central_db_retries_total") >= 1)
+        broken.stop()  # still retrying: the database never came back
+        assert dead.letters == [] and metrics.value("storeguard_central_messages_failed_total") == 0
         fixed_processor = RecordingProcessor()
-        fixed = MqttConsumer(settings=settings, processor=fixed_processor, metrics=Metrics())  # same session
+        fixed = MqttConsumer(settings=settings, processor=fixed_processor, dead_letters=MemoryDeadLetters(),
+                             metrics=Metrics())  # same session
         fixed.start()
         try:
             wait_until(lambda: fixed_processor.payloads == [message.to_bytes()])
@@ -267,7 +292,8 @@ def test_transient_database_errors_are_retried_then_acknowledged(mosquitto_sessi
     down = OperationalError("INSERT ...", {}, Exception("server closed the connection"))
     processor, metrics = FailingProcessor(down, down), Metrics()
     settings = CentralSettings(mqtt_url=mosquitto_session.url, mqtt_client_id=unique("central"))
-    consumer = MqttConsumer(settings=settings, processor=processor, metrics=metrics)
+    consumer = MqttConsumer(settings=settings, processor=processor, dead_letters=MemoryDeadLetters(),
+                            metrics=metrics)
     consumer.start()
     store = StoreSide(mosquitto_session.port, unique("store"))
     try:
@@ -277,6 +303,60 @@ def test_transient_database_errors_are_retried_then_acknowledged(mosquitto_sessi
         wait_until(lambda: processor.payloads == [message.to_bytes()])
         assert metrics.value("storeguard_central_db_retries_total") == 2
         assert metrics.value("storeguard_central_messages_failed_total") == 0
+    finally:
+        store.close()
+        consumer.stop()
+
+
+class PoisonedProfiles(ProfileRegistry):
+    """The real profiles, except that looking up one model raises: a bug only some messages hit."""
+
+    POISON = "poison-model"
+
+    def __contains__(self, model: str) -> bool:
+        if model == self.POISON:
+            raise RuntimeError("a bug that only this device model triggers")
+        return super().__contains__(model)
+
+
+@pytest.fixture
+def narrow_broker(mosquitto: MosquittoProcess) -> MosquittoProcess:
+    """The test's private broker, restarted with only 5 unacknowledged messages in flight per client."""
+    mosquitto.max_inflight_messages = 5
+    mosquitto.restart()
+    return mosquitto
+
+
+def test_poison_messages_are_dead_lettered_and_ingest_continues(
+    narrow_broker: MosquittoProcess, db: Database, metrics: Metrics, clock: FakeClock, profiles: ProfileRegistry
+) -> None:
+    """More poison messages than the broker's in-flight window, then a good fault: it still
+    becomes a ticket, because each poison message is stored as a dead letter and acknowledged."""
+    ingestor = Ingestor(database=db, profiles=PoisonedProfiles({m: profiles.get(m) for m in profiles.models()}),
+                        metrics=metrics, clock=clock)
+    settings = CentralSettings(mqtt_url=narrow_broker.url, mqtt_client_id=unique("central"))
+    consumer = MqttConsumer(settings=settings, processor=ingestor, dead_letters=ingestor, metrics=metrics,
+                            clock=clock, retry_delay_s=0.01)
+    consumer.start()
+    store = StoreSide(narrow_broker.port, unique("store"))
+    try:
+        assert consumer.wait_connected(10)
+        poison = [fault(store=store.store_id, device=f"bad-{i}", model=PoisonedProfiles.POISON, seq=i)
+                  for i in range(8)]
+        for message in poison:
+            store.publish(message)
+        store.publish(fault(store=store.store_id, seq=100))
+        wait_until(lambda: len(tickets(db)) == 1, timeout=15)
+        assert metrics.value("storeguard_central_messages_dead_lettered_total") == 8
+        assert metrics.value("storeguard_central_messages_failed_total") == 8 * settings.ingest_max_attempts
+        with db.session() as session:
+            letters = {row.message_id: row for row in session.scalars(select(DeadLetter))}
+        assert set(letters) == {m.message_id for m in poison}
+        letter = letters[poison[0].message_id]
+        assert letter.payload == poison[0].to_bytes() and letter.topic == topic(store.store_id, TopicKind.FAULT)
+        assert letter.store_id == store.store_id and letter.attempts == settings.ingest_max_attempts
+        assert "a bug that only this device model triggers" in letter.error
+        assert letter.first_failed_at == letter.last_failed_at == clock.now()
     finally:
         store.close()
         consumer.stop()

@@ -82,6 +82,8 @@ def test_message_ids_are_unique() -> None:
         (lambda d: json.dumps({**d, "evidence": {"value": float("nan")}}).encode(), "schema"),
         (lambda d: json.dumps({**d, "evidence": {"value": float("inf")}}).encode(), "schema"),
         (lambda d: json.dumps({**d, "description": "door\x00open"}).encode(), "schema"),
+        (lambda d: json.dumps({**d, "seq": 2**31}).encode(), "schema"),
+        (lambda d: json.dumps({**d, "seq": -1}).encode(), "schema"),
     ],
 )
 def test_bad_payloads_are_rejected_with_a_countable_reason(mutate, reason) -> None:  # type: ignore[no-untyped-def]

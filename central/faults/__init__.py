@@ -1,0 +1,1 @@
+"""The latest known state of each device fault (faults domain)."""
