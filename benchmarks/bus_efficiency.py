@@ -1,0 +1,150 @@
+"""Bus efficiency: achieved Modbus RTU reads/s against the physical limit of the line.
+
+A simulator process serves 30 controllers on a pseudo-terminal with wire timing on: every
+answer takes the request's wire time + t3.5 + a device turnaround + the response's wire
+time, and a request that starts before the line has been quiet for t3.5 is garbled (as on
+a real RS-485 line). The edge polls all 30 (one 10-register read each) back to back on that
+one bus. Achieved reads/s is compared with PERFORMANCE.md's limit for the same read:
+
+    limit = 1 / (wire(8 chars) + t3.5 + turnaround + wire(25 chars) + t3.5)
+
+Also measured with 1 of the 30 devices dead (its unit id never answers): the live devices'
+reads/s against the same limit shows what the dead one costs.
+
+Run: python -m benchmarks.bus_efficiency [--seconds 20] [--baud 9600 19200] [--turnaround-ms 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from device_profiles import ProfileRegistry
+from edge.config import EdgeConfig
+from edge.model import DeviceSnapshot, FaultChange
+from edge.runtime import Edge
+from protocols.modbus.rtu import t35, wire_time
+
+DEVICES = 30
+REGISTERS = 10
+
+BENCH_PROFILE = {
+    "model": "bench-10reg",
+    "manufacturer": "StoreGuard benchmark",
+    "kind": "refrigeration_controller",
+    "provenance": "benchmark: ten contiguous holding registers, read in one request",
+    "modbus": {"timeout_ms": 150, "max_registers_per_read": REGISTERS, "max_gap": 0},
+    "points": [{"name": f"r{i}", "table": "holding", "address": i, "type": "int16", "scale": 0.1,
+                "provenance": "benchmark"} for i in range(REGISTERS)],
+    "rules": [],
+}
+
+
+def limit_reads_per_s(baud: int, turnaround_s: float) -> float:
+    request, response = 8, 5 + 2 * REGISTERS
+    return 1 / (wire_time(request, baud) + t35(baud) + turnaround_s + wire_time(response, baud) + t35(baud))
+
+
+class CountingSink:
+    async def fault_changed(self, change: FaultChange) -> None:
+        pass
+
+    async def device_polled(self, snapshot: DeviceSnapshot) -> None:
+        pass
+
+
+async def measure(edge_config: EdgeConfig, registry: ProfileRegistry, seconds: float,
+                  live_units: set[int]) -> dict[str, Any]:
+    edge = Edge(edge_config, registry, CountingSink())
+    async with edge:
+        runner = asyncio.create_task(edge.run())
+        await asyncio.sleep(3.0)  # open the port, first cycles, the dead device into backoff
+
+        def responses() -> int:
+            return sum(d.requests.responses for d in edge.metrics().devices if d.unit in live_units)
+
+        def timeouts() -> int:
+            return sum(d.requests.timeouts for d in edge.metrics().devices)
+
+        start_responses, start_timeouts, started = responses(), timeouts(), time.monotonic()
+        await asyncio.sleep(seconds)
+        elapsed = time.monotonic() - started
+        result = {"reads_per_s": (responses() - start_responses) / elapsed,
+                  "timeouts": timeouts() - start_timeouts, "seconds": elapsed}
+        runner.cancel()
+        try:
+            await runner
+        except asyncio.CancelledError:
+            pass
+    return result
+
+
+def run_case(workdir: Path, baud: int, turnaround_s: float, dead: int, seconds: float) -> dict[str, Any]:
+    profiles = workdir / "profiles"
+    profiles.mkdir(parents=True, exist_ok=True)
+    (profiles / "bench-10reg.yaml").write_text(yaml.safe_dump(BENCH_PROFILE))
+    link = workdir / f"tty-{baud}-{dead}"
+    served = list(range(1, DEVICES + 1 - dead))  # the last `dead` units are never served
+    sim_config = workdir / f"sim-{baud}-{dead}.yaml"
+    sim_config.write_text(yaml.safe_dump({
+        "time_scale": 1, "control": {"enabled": False}, "profiles_dirs": [str(profiles)],
+        "buses": [{"name": "bench", "transport": "rtu", "link": str(link), "baudrate": baud,
+                   "wire_timing": True, "turnaround_ms": turnaround_s * 1000,
+                   "devices": [{"id": f"dev-{u:02d}", "unit": u, "profile": "bench-10reg"} for u in served]}],
+    }))
+    sim = subprocess.Popen([sys.executable, "-m", "storeguard", "--log-level", "WARNING", "simulate",
+                            "--config", str(sim_config)])
+    try:
+        deadline = time.monotonic() + 20
+        while not link.exists():
+            if time.monotonic() > deadline or sim.poll() is not None:
+                raise RuntimeError("the simulator did not start")
+            time.sleep(0.1)
+        edge_config = EdgeConfig.model_validate({"buses": [{
+            "name": "bench", "transport": "rtu", "port": str(link),
+            "serial": {"baudrate": baud, "bytesize": 8, "parity": "N", "stopbits": 1},
+            "poll_interval_s": 0.05,
+            "devices": [{"id": f"dev-{u:02d}", "unit": u, "profile": "bench-10reg"} for u in range(1, DEVICES + 1)],
+        }]})
+        registry = ProfileRegistry.load([profiles])
+        result = asyncio.run(measure(edge_config, registry, seconds, set(served)))
+    finally:
+        sim.terminate()
+        sim.wait(timeout=10)
+    limit = limit_reads_per_s(baud, turnaround_s)
+    return {"baud": baud, "turnaround_ms": turnaround_s * 1000, "devices": DEVICES, "dead": dead,
+            "limit_reads_per_s": limit, **result, "efficiency": result["reads_per_s"] / limit}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--baud", type=int, nargs="+", default=[9600, 19200])
+    parser.add_argument("--turnaround-ms", type=float, default=5.0)
+    parser.add_argument("--out", type=Path, default=Path("var/bench"))
+    args = parser.parse_args(argv)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="sg-bus-") as tmp:
+        for baud in args.baud:
+            for dead in (0, 1):
+                print(f"    {baud} baud, {DEVICES} devices, {dead} dead: measuring {args.seconds:.0f} s", flush=True)
+                result = run_case(Path(tmp), baud, args.turnaround_ms / 1000, dead, args.seconds)
+                results.append(result)
+                print(f"      {result['reads_per_s']:.1f} reads/s of a {result['limit_reads_per_s']:.1f} limit "
+                      f"= {100 * result['efficiency']:.1f}% ({result['timeouts']} timeouts)", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bus_efficiency.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
