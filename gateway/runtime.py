@@ -90,7 +90,8 @@ class StoreGateway:
             outbox = Outbox(db, max_bytes=config.outbox.max_bytes, max_age_s=config.outbox.max_age_s, clock=clock)
             tickets = TicketBook(db, clock)
             sender = OutboxSender(outbox, self.metrics, window=config.mqtt.inflight_window)
-            sink = StoreSink(store_id=config.store_id, db=db, outbox=outbox, clock=clock, metrics=self.metrics,
+            sink = StoreSink(store_id=config.store_id, store_name=config.name, db=db, outbox=outbox, clock=clock,
+                             metrics=self.metrics,
                              on_enqueued=sender.wake)
             session = MqttSession(config.mqtt, store_id=config.store_id, listener=_LinkEvents(sender, sink),
                                   will=lambda: sink.health(online=False).to_bytes(), clock=clock,

@@ -91,8 +91,10 @@ class StoreSink:
     """Implements edge.model.EdgeSink for one store."""
 
     def __init__(self, *, store_id: str, db: StoreDatabase, outbox: Outbox, clock: Clock,
-                 metrics: GatewayMetrics, on_enqueued: Callable[[], None] = lambda: None) -> None:
+                 metrics: GatewayMetrics, on_enqueued: Callable[[], None] = lambda: None,
+                 store_name: str = "") -> None:
         self._store_id = store_id
+        self._store_name = store_name
         self._db = db
         self._outbox = outbox
         self._clock = clock
@@ -160,7 +162,8 @@ class StoreSink:
                          location=s.location[:200], last_ok_at=s.last_ok_at)
             for s in self.snapshots()
         ] if online else []
-        return StoreHealth(store_id=self._store_id, online=online, gateway_version=gateway_version(),
+        return StoreHealth(store_id=self._store_id, name=self._store_name[:200], online=online,
+                           gateway_version=gateway_version(),
                            devices=devices, sent_at=self._clock.now())
 
     def emit_health(self) -> None:

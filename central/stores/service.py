@@ -80,6 +80,8 @@ def apply_health(*, session: Session, health: StoreHealth, now: datetime, kinds:
     if store.health_at is not None and health.sent_at < store.health_at:
         return False
     store.online = health.online
+    if health.name:
+        store.name = health.name
     store.gateway_version = health.gateway_version
     store.health_at = health.sent_at
     rows = [

@@ -156,6 +156,7 @@ class StoreHealth(Message):
 
     kind: Literal["health"] = "health"
     online: bool
+    name: Annotated[str, Field(max_length=200)] = ""  # the store's display name, from its config
     gateway_version: Annotated[str, Field(max_length=32)] = ""
     devices: Annotated[list[DeviceHealth], Field(max_length=2000)] = Field(default_factory=list)
 

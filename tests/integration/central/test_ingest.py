@@ -228,7 +228,7 @@ def test_a_large_telemetry_batch_is_stored(db: Database, ingestor: Ingestor) -> 
 
 def test_health_updates_store_and_devices_and_ignores_older_messages(db: Database, ingestor: Ingestor) -> None:
     def health(online: bool, minutes: int) -> StoreHealth:
-        return StoreHealth(store_id="store-1", online=online, gateway_version="0.1.0",
+        return StoreHealth(store_id="store-1", name="Harbour Road", online=online, gateway_version="0.1.0",
                            sent_at=T0 + timedelta(minutes=minutes),
                            devices=[DeviceHealth(device_id="case-01", device_model="dixell-xr75cx", online=online,
                                                  location="Aisle 3")])
@@ -239,6 +239,7 @@ def test_health_updates_store_and_devices_and_ignores_older_messages(db: Databas
         store = session.get_one(Store, "store-1")
         device = session.get_one(Device, ("store-1", "case-01"))
         assert store.online is True and store.gateway_version == "0.1.0"
+        assert store.name == "Harbour Road"
         assert device.online is True and device.kind == "refrigeration_controller"
     send(ingestor, health(False, 30))  # the last will
     with db.session() as session:

@@ -36,7 +36,7 @@ class Parts:
         self.outbox = Outbox(self.db, max_bytes=1_000_000, max_age_s=3600, clock=self.clock)
         self.metrics = GatewayMetrics()
         self.wakes = 0
-        self.sink = StoreSink(store_id="store-001", db=self.db, outbox=self.outbox, clock=self.clock,
+        self.sink = StoreSink(store_id="store-001", store_name="Harbour Road", db=self.db, outbox=self.outbox, clock=self.clock,
                               metrics=self.metrics, on_enqueued=self._woken)
 
     def _woken(self) -> None:
@@ -149,6 +149,7 @@ async def test_health_lists_devices_and_replaces_older_unsent_health(parts: Part
     parts.sink.emit_health()
     [health] = parts.messages(OutboxKind.HEALTH)
     assert isinstance(health, StoreHealth) and health.online
+    assert health.name == "Harbour Road"  # central learns the store's display name from it
     assert [(d.device_id, d.online) for d in health.devices] == [("case-01", True), ("case-02", False)]
     [row] = parts.outbox.pending(10)
     assert row.retain and row.qos == 1
