@@ -16,10 +16,10 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from protocols.escpos import ErrorStatus, OfflineCauseStatus, PaperStatus, PrinterStatus, StatusKind
 from simulators.device import SimulatedDevice
 from simulators.faults import Fault
 
-ESCPOS_FIXED_BITS = 0x12  # DLE EOT bits 1 and 4 are always 1
 # The role whose register holds the DLE EOT n byte, per n.
 _STATUS_BYTE_ROLES = {
     1: ("printer_offline",),
@@ -45,13 +45,12 @@ def escpos_status_bytes(condition: PrinterCondition) -> dict[int, int]:
     """The four `DLE EOT n` answers (n = 1..4) of an Epson-compatible printer in this condition."""
     c = condition
     return {
-        1: ESCPOS_FIXED_BITS | (0x08 if c.offline else 0),  # bit3 offline
-        2: ESCPOS_FIXED_BITS  # offline cause
-        | (0x04 if c.cover_open else 0)  # bit2 cover open
-        | (0x20 if c.paper_end else 0)  # bit5 stopped on paper end
-        | (0x40 if c.cutter_error else 0),  # bit6 error
-        3: ESCPOS_FIXED_BITS | (0x08 if c.cutter_error else 0),  # bit3 autocutter error
-        4: ESCPOS_FIXED_BITS | (0x0C if c.paper_near_end else 0) | (0x60 if c.paper_end else 0),
+        StatusKind.PRINTER: PrinterStatus(offline=c.offline).to_byte(),
+        StatusKind.OFFLINE_CAUSE: OfflineCauseStatus(
+            cover_open=c.cover_open, paper_end_stop=c.paper_end, error=c.cutter_error
+        ).to_byte(),
+        StatusKind.ERROR: ErrorStatus(autocutter=c.cutter_error).to_byte(),
+        StatusKind.PAPER: PaperStatus(near_end=c.paper_near_end, end=c.paper_end).to_byte(),
     }
 
 

@@ -1,0 +1,159 @@
+"""Serial server for one simulated peripheral on a pseudo-terminal (simulators layer).
+
+As with the Modbus RTU server, the pty's slave side is symlinked at a configured path, so a
+host opens it with pyserial like /dev/ttyUSB0. Received bytes are split into requests by the
+peripheral's `request_length`; a partial request followed by `inter_byte_timeout_s` of
+silence is dropped (ccTalk's 50 ms inter-byte rule), and each request's answer is written
+back at once. The pty has no local echo, unlike a real single-wire ccTalk bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tty
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+from simulators.errors import SimulatorError
+
+log = logging.getLogger(__name__)
+
+RX_LIMIT = 4096  # bytes buffered without a complete request; beyond that the line is noise
+
+
+class SerialPeripheral(Protocol):
+    def request_length(self, buffer: bytes) -> int | None:
+        """Bytes that make up the request at buffer[0], or None while it is incomplete."""
+
+    def handle(self, request: bytes) -> bytes:
+        """The bytes the device sends back (b"" for no answer)."""
+
+
+@dataclass(slots=True)
+class PeripheralStats:
+    requests: int = 0
+    responses: int = 0
+    incomplete: int = 0  # partial request followed by silence
+    overflows: int = 0
+    dropped: int = 0  # the answer could not be written
+
+
+class PeripheralSerialServer:
+    """Async context manager: opens the pty and its link on enter and serves until exit."""
+
+    def __init__(self, peripheral: SerialPeripheral, *, link: Path | str, inter_byte_timeout_s: float = 0.05) -> None:
+        self.peripheral = peripheral
+        self.link = Path(link)
+        self.inter_byte_timeout_s = inter_byte_timeout_s
+        self.slave_name = ""
+        self.stats = PeripheralStats()
+        self._master = -1
+        self._slave = -1
+        self._rx = bytearray()
+        self._rx_event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> PeripheralSerialServer:
+        try:
+            self._master, self._slave = os.openpty()
+            tty.setraw(self._slave)  # no echo, no line editing: bytes pass unchanged
+            os.set_blocking(self._master, False)
+            self.slave_name = os.ttyname(self._slave)
+            self._make_link()
+        except OSError as exc:
+            self._close_fds()
+            raise SimulatorError(f"cannot serve a serial peripheral at {self.link}: {exc}") from exc
+        except BaseException:
+            self._close_fds()
+            raise
+        # The slave side stays open too, so the master never reads EIO between host sessions.
+        asyncio.get_running_loop().add_reader(self._master, self._on_readable)
+        self._task = asyncio.create_task(self._serve(), name=f"peripheral {self.link}")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        asyncio.get_running_loop().remove_reader(self._master)
+        self._remove_link()
+        self._close_fds()
+
+    def _make_link(self) -> None:
+        if self.link.is_symlink():
+            self.link.unlink()  # left behind by a killed run
+        elif self.link.exists():
+            raise SimulatorError(f"{self.link} exists and is not a symlink; refusing to replace it")
+        self.link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(self.slave_name, self.link)
+
+    def _remove_link(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.link.is_symlink() and os.readlink(self.link) == self.slave_name:
+                self.link.unlink()
+
+    def _close_fds(self) -> None:
+        for fd in (self._master, self._slave):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._master = self._slave = -1
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._master, RX_LIMIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            log.error("peripheral on %s: reading the pty failed, no longer serving: %s", self.link, exc)
+            asyncio.get_running_loop().remove_reader(self._master)
+            return
+        if len(self._rx) + len(data) > RX_LIMIT:
+            self.stats.overflows += 1
+            self._rx.clear()
+            return
+        self._rx += data
+        self._rx_event.set()
+
+    async def _serve(self) -> None:
+        while True:
+            if not self._rx:
+                self._rx_event.clear()
+                await self._rx_event.wait()
+                continue
+            length = self.peripheral.request_length(bytes(self._rx))
+            if length is not None and 0 < length <= len(self._rx):
+                request = bytes(self._rx[:length])
+                del self._rx[:length]
+                self._answer(request)
+                continue
+            self._rx_event.clear()
+            try:
+                async with asyncio.timeout(self.inter_byte_timeout_s):
+                    await self._rx_event.wait()
+            except TimeoutError:
+                self.stats.incomplete += 1
+                self._rx.clear()
+
+    def _answer(self, request: bytes) -> None:
+        self.stats.requests += 1
+        out = self.peripheral.handle(request)
+        if not out:
+            return
+        try:
+            written = os.write(self._master, out)
+        except (BlockingIOError, InterruptedError):
+            written = 0
+        if written < len(out):
+            self.stats.dropped += 1
+            return
+        self.stats.responses += 1
