@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bus_efficiency, loop_latency
+from benchmarks import bus_efficiency, loop_latency, offline
+
+BENCHMARKS = [
+    ("fault -> ticket -> store latency (real processes)", loop_latency.main),
+    ("RS-485 bus efficiency against the physical limit", bus_efficiency.main),
+    ("an hour-equivalent offline, then reconnect", offline.main),
+]
 
 
 def main() -> int:
-    print("==> benchmark 1/2: fault -> ticket -> store latency (real processes)", flush=True)
-    failed = loop_latency.main([])
-    print("==> benchmark 2/2: RS-485 bus efficiency against the physical limit", flush=True)
-    failed |= bus_efficiency.main([])
+    failed = 0
+    for number, (title, run) in enumerate(BENCHMARKS, 1):
+        print(f"==> benchmark {number}/{len(BENCHMARKS)}: {title}", flush=True)
+        failed |= run([])
     return failed
 
 
