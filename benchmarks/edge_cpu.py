@@ -34,10 +34,12 @@ Latency, two figures (both on this machine's one wall clock):
   `read_at` (each lasts ~1 s, so none is missed) and pairs each point of a batch with its
   device's latest `read_at` not after the batch's `taken_at`. This is the figure comparable
   to ThingsBoard's read-to-MQTT. It includes the wait between a poll and the next telemetry
-  tick (polls and the telemetry timer are not aligned: 0 to 1 s with both at 1 s), which is
-  by design, not processing. It does not include the Modbus request's round trip before the
-  response (sub-millisecond on loopback). The /api/state polling costs the store CPU, which
-  is why it runs outside the CPU window.
+  tick (polls and the telemetry timer run on separate 1 s timers, so anywhere from 0 to about
+  1 s), which comes from the design, not from processing. It does not include the Modbus
+  request's round trip before the response (about 1 ms per read here: a bus's cycle time / 50).
+  The pairing is exact because the edge stores a device's snapshot in the same event-loop step
+  that stamps its `read_at`. The /api/state polling costs the store CPU, which is why it runs
+  outside the CPU window.
 
 Run: python -m benchmarks.edge_cpu [--seconds 60] [--warmup 10] [--age-seconds 60]
                                    [--buses 4] [--units-per-bus 50]
