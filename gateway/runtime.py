@@ -118,7 +118,8 @@ class StoreGateway:
                     tasks.create_task(edge.run(), name="edge")
                     tasks.create_task(sender.run(session), name="outbox-sender")
                     tasks.create_task(_consume_downlink(session, downlink), name="downlink")
-                    tasks.create_task(_every(clock, config.telemetry_interval_s, sink.emit_telemetry, "telemetry"),
+                    cycle_s = max(bus.poll_interval_s for bus in config.edge_config.buses)
+                    tasks.create_task(_telemetry(clock, sink, config.telemetry_interval_s, cycle_s),
                                       name="telemetry-timer")
                     tasks.create_task(_every(clock, config.health_interval_s, sink.emit_health, "health"),
                                       name="health-timer")
@@ -164,6 +165,35 @@ async def _every(clock: Clock, interval_s: float, action: Callable[[], object], 
         if ok and failing:
             log.info("%s timer recovered", name)
         failing = not ok
+
+
+async def _telemetry(clock: Clock, sink: StoreSink, interval_s: float, cycle_s: float) -> None:
+    """One telemetry batch per interval, timed to follow a complete poll cycle.
+
+    The window for fresh readings opens one poll cycle before the batch is due; the batch goes
+    out as soon as every online device has been polled in it, or half a cycle after it was due
+    at the latest (a stalled bus, a device in backoff). Scheduled from the previous batch, so
+    the period does not drift by the time the work takes.
+    """
+    cycle_s = min(cycle_s, interval_s)
+    failing = False
+    last = clock.monotonic()
+    while True:
+        await clock.sleep(max(0.0, last + interval_s - cycle_s - clock.monotonic()))
+        sink.open_cycle_window()
+        deadline = last + interval_s + cycle_s / 2
+        fresh = asyncio.ensure_future(sink.wait_for_fresh_cycle())
+        timer = asyncio.ensure_future(clock.sleep(max(0.0, deadline - clock.monotonic())))
+        try:
+            await asyncio.wait({fresh, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (fresh, timer):
+                waiter.cancel()
+        ok = _guarded(sink.emit_telemetry, "telemetry timer", quiet=failing)
+        if ok and failing:
+            log.info("telemetry timer recovered")
+        failing = not ok
+        last = clock.monotonic()
 
 
 def _guarded(action: Callable[[], object], what: str, *, quiet: bool = False) -> bool:

@@ -9,6 +9,8 @@ retained StoreHealth.
 
 from __future__ import annotations
 
+import asyncio
+
 import functools
 import importlib.metadata
 import logging
@@ -95,6 +97,8 @@ class StoreSink:
                  store_name: str = "") -> None:
         self._store_id = store_id
         self._store_name = store_name
+        self._fresh: set[str] = set()
+        self._cycle_done = asyncio.Event()
         self._db = db
         self._outbox = outbox
         self._clock = clock
@@ -128,6 +132,25 @@ class StoreSink:
 
     async def device_polled(self, snapshot: DeviceSnapshot) -> None:
         self._snapshots[snapshot.device_id] = snapshot
+        self._fresh.add(snapshot.device_id)
+        if self._cycle_complete():
+            self._cycle_done.set()
+
+    # -- telemetry freshness ----------------------------------------------------------
+    # One batch per store per interval, built right after every live device has been polled
+    # again, so the batch carries values one poll cycle old at most, not one interval.
+    def open_cycle_window(self) -> None:
+        """Start collecting a fresh poll of every live device."""
+        self._fresh.clear()
+        self._cycle_done.clear()
+
+    async def wait_for_fresh_cycle(self) -> None:
+        """Return once every online device has been polled since open_cycle_window()."""
+        await self._cycle_done.wait()
+
+    def _cycle_complete(self) -> bool:
+        live = {device_id for device_id, snapshot in self._snapshots.items() if snapshot.online}
+        return bool(live) and live <= self._fresh
 
     # -- state ------------------------------------------------------------------------
     def seed(self, snapshots: list[DeviceSnapshot]) -> None:
