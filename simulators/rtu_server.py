@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import tty
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from protocols.modbus import CrcError, FrameError, FunctionCode, rtu
 from simulators.device import SimulatedDevice, devices_by_unit
 from simulators.errors import SimulatorError
 from simulators.wire import rtu_request_length, rtu_response
+from simulators.pty_link import PtyLink
 
 log = logging.getLogger(__name__)
 
@@ -68,32 +68,23 @@ class ModbusRtuServer:
         self.baudrate = baudrate
         self.wire_timing = wire_timing
         self.turnaround_s = turnaround_s
-        self.slave_name = ""
         self.stats = RtuStats()
-        self._master = -1
-        self._slave = -1
+        self._pty = PtyLink(self.link, "Modbus RTU")
         self._rx = bytearray()
         self._rx_at = 0.0  # loop time of the latest bytes
         self._quiet_at = 0.0  # loop time the line is free again (wire_timing)
         self._rx_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def slave_name(self) -> str:
+        return self._pty.slave_name
+
     async def __aenter__(self) -> ModbusRtuServer:
-        try:
-            self._master, self._slave = os.openpty()
-            tty.setraw(self._slave)  # no echo, no line editing: bytes pass unchanged
-            os.set_blocking(self._master, False)
-            self.slave_name = os.ttyname(self._slave)
-            self._make_link()
-        except OSError as exc:
-            self._close_fds()
-            raise SimulatorError(f"cannot serve Modbus RTU at {self.link}: {exc}") from exc
-        except BaseException:
-            self._close_fds()
-            raise
+        self._pty.open()
         # We keep the slave side open too, so the master never reads EIO between edge sessions.
         loop = asyncio.get_running_loop()
-        loop.add_reader(self._master, self._on_readable)
+        loop.add_reader(self._pty.master, self._on_readable)
         self._task = asyncio.create_task(self._serve(), name=f"rtu-server {self.link}")
         self._task.add_done_callback(self._report_crash)
         return self
@@ -106,29 +97,11 @@ class ModbusRtuServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        asyncio.get_running_loop().remove_reader(self._master)
-        self._remove_link()
-        self._close_fds()
+        asyncio.get_running_loop().remove_reader(self._pty.master)
+        self._pty.close()
 
-    def _make_link(self) -> None:
-        if self.link.is_symlink():
-            self.link.unlink()  # left behind by a killed run
-        elif self.link.exists():
-            raise SimulatorError(f"{self.link} exists and is not a symlink; refusing to replace it")
-        self.link.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(self.slave_name, self.link)
 
-    def _remove_link(self) -> None:
-        with contextlib.suppress(OSError):
-            if self.link.is_symlink() and os.readlink(self.link) == self.slave_name:
-                self.link.unlink()
 
-    def _close_fds(self) -> None:
-        for fd in (self._master, self._slave):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._master = self._slave = -1
 
     def _report_crash(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -138,12 +111,12 @@ class ModbusRtuServer:
 
     def _on_readable(self) -> None:
         try:
-            data = os.read(self._master, RX_LIMIT)
+            data = os.read(self._pty.master, RX_LIMIT)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:  # EIO: no slave side open (cannot happen while we hold it)
             log.error("rtu server on %s: reading the pty failed, no longer serving: %s", self.link, exc)
-            asyncio.get_running_loop().remove_reader(self._master)  # never spin on a broken fd
+            asyncio.get_running_loop().remove_reader(self._pty.master)  # never spin on a broken fd
             return
         now = asyncio.get_running_loop().time()
         if self.wire_timing and now < self._quiet_at:
@@ -231,7 +204,7 @@ class ModbusRtuServer:
 
     def _send(self, data: bytes) -> None:
         try:
-            written = os.write(self._master, data)
+            written = os.write(self._pty.master, data)
         except (BlockingIOError, InterruptedError):
             written = 0
         if written < len(data):

@@ -13,13 +13,13 @@ import asyncio
 import contextlib
 import logging
 import os
-import tty
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
 from simulators.errors import SimulatorError
+from simulators.pty_link import PtyLink
 
 log = logging.getLogger(__name__)
 
@@ -50,29 +50,20 @@ class PeripheralSerialServer:
         self.peripheral = peripheral
         self.link = Path(link)
         self.inter_byte_timeout_s = inter_byte_timeout_s
-        self.slave_name = ""
         self.stats = PeripheralStats()
-        self._master = -1
-        self._slave = -1
+        self._pty = PtyLink(self.link, "a serial peripheral")
         self._rx = bytearray()
         self._rx_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def slave_name(self) -> str:
+        return self._pty.slave_name
+
     async def __aenter__(self) -> PeripheralSerialServer:
-        try:
-            self._master, self._slave = os.openpty()
-            tty.setraw(self._slave)  # no echo, no line editing: bytes pass unchanged
-            os.set_blocking(self._master, False)
-            self.slave_name = os.ttyname(self._slave)
-            self._make_link()
-        except OSError as exc:
-            self._close_fds()
-            raise SimulatorError(f"cannot serve a serial peripheral at {self.link}: {exc}") from exc
-        except BaseException:
-            self._close_fds()
-            raise
+        self._pty.open()
         # The slave side stays open too, so the master never reads EIO between host sessions.
-        asyncio.get_running_loop().add_reader(self._master, self._on_readable)
+        asyncio.get_running_loop().add_reader(self._pty.master, self._on_readable)
         self._task = asyncio.create_task(self._serve(), name=f"peripheral {self.link}")
         return self
 
@@ -84,38 +75,20 @@ class PeripheralSerialServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        asyncio.get_running_loop().remove_reader(self._master)
-        self._remove_link()
-        self._close_fds()
+        asyncio.get_running_loop().remove_reader(self._pty.master)
+        self._pty.close()
 
-    def _make_link(self) -> None:
-        if self.link.is_symlink():
-            self.link.unlink()  # left behind by a killed run
-        elif self.link.exists():
-            raise SimulatorError(f"{self.link} exists and is not a symlink; refusing to replace it")
-        self.link.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(self.slave_name, self.link)
 
-    def _remove_link(self) -> None:
-        with contextlib.suppress(OSError):
-            if self.link.is_symlink() and os.readlink(self.link) == self.slave_name:
-                self.link.unlink()
 
-    def _close_fds(self) -> None:
-        for fd in (self._master, self._slave):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._master = self._slave = -1
 
     def _on_readable(self) -> None:
         try:
-            data = os.read(self._master, RX_LIMIT)
+            data = os.read(self._pty.master, RX_LIMIT)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             log.error("peripheral on %s: reading the pty failed, no longer serving: %s", self.link, exc)
-            asyncio.get_running_loop().remove_reader(self._master)
+            asyncio.get_running_loop().remove_reader(self._pty.master)
             return
         if len(self._rx) + len(data) > RX_LIMIT:
             self.stats.overflows += 1
@@ -150,7 +123,7 @@ class PeripheralSerialServer:
         if not out:
             return
         try:
-            written = os.write(self._master, out)
+            written = os.write(self._pty.master, out)
         except (BlockingIOError, InterruptedError):
             written = 0
         if written < len(out):
