@@ -13,29 +13,37 @@ from collections.abc import Sequence
 from device_profiles.schema import Point
 from edge.model import PointReading
 from edge.planner import ReadBlock
-from protocols.modbus.registers import RawType, decode_words, register_count
+from protocols.modbus.registers import ByteOrder, RawType, decode_words
 from protocols.mqtt.messages import Quality
 
-_UNSIGNED = {1: RawType.UINT16, 2: RawType.UINT32}
+_SINGLE = (RawType.INT16, RawType.UINT16)
 
 
 def decode_block(block: ReadBlock, values: Sequence[int]) -> list[PointReading]:
     """Readings of every point of ``block`` from the ``values`` (words or 0/1 bits) it returned."""
     if len(values) != block.count:
         raise ValueError(f"block of {block.count} items got {len(values)} values")
-    return [decode_point(point, values[point.address - block.address :]) for point in block.points]
+    base = block.address
+    return [decode_point(point, values, point.address - base) for point in block.points]
 
 
-def decode_point(point: Point, values: Sequence[int]) -> PointReading:
-    """Decode ``point`` from ``values`` starting at the point's own address."""
+def decode_point(point: Point, values: Sequence[int], start: int = 0) -> PointReading:
+    """Decode ``point`` from ``values``, whose item ``start`` is at the point's own address."""
+    first = values[start]
     if point.table.is_bit:
-        return PointReading(point.name, bool(values[0]), Quality.GOOD, point.unit, raw=int(values[0]))
+        return PointReading(point.name, bool(first), Quality.GOOD, point.unit, raw=int(first))
     if point.bit is not None:
-        return PointReading(point.name, bool((values[0] >> point.bit) & 1), Quality.GOOD, point.unit, raw=values[0])
-    words = list(values[: register_count(point.type)])
-    raw = decode_words(words, point.type, point.byte_order, point.word_order)
-    pattern = int(decode_words(words, _UNSIGNED[len(words)], point.byte_order, point.word_order))
-    mask = (1 << (16 * len(words))) - 1
+        return PointReading(point.name, bool((first >> point.bit) & 1), Quality.GOOD, point.unit, raw=first)
+    raw: int | float
+    if point.type in _SINGLE:  # the common case, decoded once without struct
+        pattern = first if point.byte_order is ByteOrder.BIG else ((first & 0xFF) << 8) | (first >> 8)
+        raw = pattern - 0x10000 if point.type is RawType.INT16 and pattern & 0x8000 else pattern
+        mask = 0xFFFF
+    else:
+        words = list(values[start : start + 2])
+        raw = decode_words(words, point.type, point.byte_order, point.word_order)
+        pattern = int(decode_words(words, RawType.UINT32, point.byte_order, point.word_order))
+        mask = 0xFFFFFFFF
     raw_int = pattern if isinstance(raw, float) else int(raw)
     for sentinel, meaning in point.sentinels.items():
         if sentinel & mask == pattern:
