@@ -41,6 +41,7 @@ from central.stores.views import router as stores_router
 from central.system_views import router as system_router
 from central.technicians.views import router as technicians_router
 from central.tickets.views import router as tickets_router
+from central.ingest.views import router as ingest_router
 from device_profiles import ProfileRegistry
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def create_app(settings: CentralSettings, *, clock: Clock | None = None) -> Fast
     app.state.runtime = runtime
     app.add_exception_handler(CentralError, _central_error)
     api = APIRouter(prefix=API_PREFIX)
-    for router in (auth_router, stores_router, technicians_router, tickets_router):
+    for router in (auth_router, stores_router, technicians_router, tickets_router, ingest_router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(system_router)
