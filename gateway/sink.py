@@ -97,7 +97,7 @@ class StoreSink:
                  store_name: str = "") -> None:
         self._store_id = store_id
         self._store_name = store_name
-        self._fresh: set[str] = set()
+        self._waiting: set[str] = set()  # online devices not yet polled in the current window
         self._cycle_done = asyncio.Event()
         self._db = db
         self._outbox = outbox
@@ -132,25 +132,23 @@ class StoreSink:
 
     async def device_polled(self, snapshot: DeviceSnapshot) -> None:
         self._snapshots[snapshot.device_id] = snapshot
-        self._fresh.add(snapshot.device_id)
-        if self._cycle_complete():
-            self._cycle_done.set()
+        waiting = self._waiting
+        if waiting and snapshot.device_id in waiting:  # O(1) per poll: this is the polling hot path
+            waiting.discard(snapshot.device_id)
+            if not waiting:
+                self._cycle_done.set()
 
     # -- telemetry freshness ----------------------------------------------------------
     # One batch per store per interval, built right after every live device has been polled
     # again, so the batch carries values one poll cycle old at most, not one interval.
     def open_cycle_window(self) -> None:
-        """Start collecting a fresh poll of every live device."""
-        self._fresh.clear()
+        """Start waiting for a fresh poll of every device that is online now."""
+        self._waiting = {device_id for device_id, snapshot in self._snapshots.items() if snapshot.online}
         self._cycle_done.clear()
 
     async def wait_for_fresh_cycle(self) -> None:
-        """Return once every online device has been polled since open_cycle_window()."""
+        """Return once every device online at open_cycle_window() has been polled since."""
         await self._cycle_done.wait()
-
-    def _cycle_complete(self) -> bool:
-        live = {device_id for device_id, snapshot in self._snapshots.items() if snapshot.online}
-        return bool(live) and live <= self._fresh
 
     # -- state ------------------------------------------------------------------------
     def seed(self, snapshots: list[DeviceSnapshot]) -> None:
