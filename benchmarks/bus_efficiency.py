@@ -33,20 +33,10 @@ from edge.config import EdgeConfig
 from edge.model import DeviceSnapshot, FaultChange
 from edge.runtime import Edge
 from protocols.modbus.rtu import t35, wire_time
+from benchmarks.profiles import REGISTERS, write_bench_profile
 
 DEVICES = 30
-REGISTERS = 10
 
-BENCH_PROFILE = {
-    "model": "bench-10reg",
-    "manufacturer": "StoreGuard benchmark",
-    "kind": "refrigeration_controller",
-    "provenance": "benchmark: ten contiguous holding registers, read in one request",
-    "modbus": {"timeout_ms": 150, "max_registers_per_read": REGISTERS, "max_gap": 0},
-    "points": [{"name": f"r{i}", "table": "holding", "address": i, "type": "int16", "scale": 0.1,
-                "provenance": "benchmark"} for i in range(REGISTERS)],
-    "rules": [],
-}
 
 
 def limit_reads_per_s(baud: int, turnaround_s: float) -> float:
@@ -90,8 +80,7 @@ async def measure(edge_config: EdgeConfig, registry: ProfileRegistry, seconds: f
 
 def run_case(workdir: Path, baud: int, turnaround_s: float, dead: int, seconds: float) -> dict[str, Any]:
     profiles = workdir / "profiles"
-    profiles.mkdir(parents=True, exist_ok=True)
-    (profiles / "bench-10reg.yaml").write_text(yaml.safe_dump(BENCH_PROFILE))
+    write_bench_profile(profiles, timeout_ms=150)
     link = workdir / f"tty-{baud}-{dead}"
     served = list(range(1, DEVICES + 1 - dead))  # the last `dead` units are never served
     sim_config = workdir / f"sim-{baud}-{dead}.yaml"

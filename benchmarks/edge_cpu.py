@@ -66,21 +66,11 @@ import paho.mqtt.client as mqtt
 import yaml
 
 from storeguard.stack import ProcessGroup, free_port, wait_until
+from benchmarks.profiles import REGISTERS, write_bench_profile
 
-REGISTERS = 10
 STORE_ID = "bench-edge"
 TICK = os.sysconf("SC_CLK_TCK")
 
-BENCH_PROFILE = {
-    "model": "bench-10reg",
-    "manufacturer": "StoreGuard benchmark",
-    "kind": "refrigeration_controller",
-    "provenance": "benchmark: ten contiguous holding registers, read in one request",
-    "modbus": {"timeout_ms": 500, "max_registers_per_read": REGISTERS, "max_gap": 0},
-    "points": [{"name": f"r{i}", "table": "holding", "address": i, "type": "int16", "scale": 0.1,
-                "provenance": "benchmark"} for i in range(REGISTERS)],
-    "rules": [],
-}
 
 # ThingsBoard IoT Gateway 3.8.5 on this kind of machine (issue 4's reference, not measured here)
 TB_CPU_MS_PER_1000 = {"one request per register": (166.0, 193.0), "10-register range reads": (68.0, 78.0)}
@@ -192,8 +182,7 @@ class Subscriber:
 
 def write_configs(workdir: Path, mqtt_port: int, buses: int, units: int) -> tuple[Path, Path, list[int], int]:
     profiles = workdir / "profiles"
-    profiles.mkdir(parents=True, exist_ok=True)
-    (profiles / "bench-10reg.yaml").write_text(yaml.safe_dump(BENCH_PROFILE))
+    write_bench_profile(profiles, timeout_ms=500)
     ports = [free_port() for _ in range(buses)]
     http_port = free_port()
 
