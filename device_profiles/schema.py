@@ -8,6 +8,7 @@ A device instance (in a store config) only names a bus, a unit id and a profile.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
@@ -108,13 +109,62 @@ class RuleType(StrEnum):
     FLAG = "flag"  # a boolean point true (an alarm bit, a door contact) for `delay_s`
     STATE = "state"  # an enum point in one of `states` for `delay_s`
     PROBE_FAULT = "probe_fault"  # a point reads a sentinel or an implausible value
+    NOT_SEEN = "not_seen"  # a bit (`active_when`) or enum (`states`) not seen active for `max_interval_s`
+    CREEP = "creep"  # short mean (`window_s`) above a rolling baseline (`baseline_s`) by more than `limit`
+    RATE = "rate"  # value rose by more than `limit` within `window_s`
+
+
+class SuppressAfter(StrEnum):
+    """Device-level events a suppression can follow, instead of a point."""
+
+    DEVICE_ONLINE = "device_online"  # first good poll, or back online after an outage (power returns)
 
 
 class Suppression(_Strict):
-    """Hold a rule off while `point` is true, and for `after_s` after it turns false."""
+    """Hold a rule off while `point` is true (an enum point: in one of `states`) and for
+    `after_s` after; or, with `after: device_online`, for `after_s` after the device started
+    answering again."""
 
-    point: Name
+    point: Name | None = None
+    states: list[Name] = Field(default_factory=list)
+    after: SuppressAfter | None = None
     after_s: Annotated[float, Field(ge=0, le=86_400)] = 0
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.point is None) == (self.after is None):
+            raise ValueError("a suppression names either a 'point' or an event ('after: device_online'), not both")
+        if self.states and self.point is None:
+            raise ValueError("'states' needs the enum 'point' they belong to")
+        if self.after is not None and self.after_s <= 0:
+            raise ValueError(f"'after: {self.after.value}' needs 'after_s' above 0")
+        return self
+
+
+_Field = Literal["limit", "clear", "states", "window_s", "baseline_s", "min_history_s", "max_interval_s"]
+_FIELDS: tuple[_Field, ...] = ("limit", "clear", "states", "window_s", "baseline_s", "min_history_s", "max_interval_s")
+_LEVELS: frozenset[_Field] = frozenset({"limit", "clear"})
+# per rule type: the optional fields it takes, and those of them it needs
+_TAKES: dict[RuleType, frozenset[_Field]] = {
+    RuleType.HIGH_LIMIT: _LEVELS,
+    RuleType.LOW_LIMIT: _LEVELS,
+    RuleType.FLAG: frozenset(),
+    RuleType.STATE: frozenset({"states"}),
+    RuleType.PROBE_FAULT: frozenset(),
+    RuleType.NOT_SEEN: frozenset({"states", "max_interval_s"}),
+    RuleType.CREEP: _LEVELS | {"window_s", "baseline_s", "min_history_s"},
+    RuleType.RATE: _LEVELS | {"window_s"},
+}
+_NEEDS: dict[RuleType, frozenset[_Field]] = {
+    RuleType.HIGH_LIMIT: frozenset({"limit"}),
+    RuleType.LOW_LIMIT: frozenset({"limit"}),
+    RuleType.STATE: frozenset({"states"}),
+    RuleType.NOT_SEEN: frozenset({"max_interval_s"}),
+    RuleType.CREEP: frozenset({"limit", "window_s", "baseline_s"}),
+    RuleType.RATE: frozenset({"limit", "window_s"}),
+}
+_RISING = (RuleType.HIGH_LIMIT, RuleType.CREEP, RuleType.RATE)  # raise above `limit`, clear at or below `clear`
+Seconds = Annotated[float, Field(gt=0, le=90 * 86_400)]
 
 
 class Rule(_Strict):
@@ -124,9 +174,13 @@ class Rule(_Strict):
     limit: float | None = None
     clear: float | None = None  # separate clear level: the hysteresis
     states: list[Name] = Field(default_factory=list)
-    active_when: bool = True  # flag rules: the value of the bit that means "fault"
+    active_when: bool = True  # flag and not_seen rules on a bit: the value that means "fault" / "seen"
     delay_s: Annotated[float, Field(ge=0, le=86_400)] = 0
     clear_delay_s: Annotated[float, Field(ge=0, le=86_400)] = 0
+    window_s: Seconds | None = None  # rate: the rise is measured over it; creep: the short mean's window
+    baseline_s: Seconds | None = None  # creep: the time constant of the rolling baseline
+    min_history_s: Annotated[float, Field(ge=0, le=90 * 86_400)] | None = None  # creep: default baseline_s
+    max_interval_s: Seconds | None = None  # not_seen: longest time without the active state
     severity: Severity = Severity.MAJOR
     fault_class: FaultClass = FaultClass.EQUIPMENT
     ticket_class: TicketClass = TicketClass.REPAIR
@@ -136,27 +190,55 @@ class Rule(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if self.type in (RuleType.HIGH_LIMIT, RuleType.LOW_LIMIT):
-            if self.limit is None:
-                raise ValueError(f"{self.type.value} rule needs 'limit'")
-            clear = self.clear if self.clear is not None else self.limit
-            if self.type is RuleType.HIGH_LIMIT and clear > self.limit:
-                raise ValueError(f"clear level {clear} must not be above the high limit {self.limit}")
-            if self.type is RuleType.LOW_LIMIT and clear < self.limit:
-                raise ValueError(f"clear level {clear} must not be below the low limit {self.limit}")
-        elif self.limit is not None or self.clear is not None:
-            raise ValueError(f"{self.type.value} rule takes no 'limit' or 'clear'")
-        if self.type is not RuleType.FLAG and not self.active_when:
-            raise ValueError("'active_when' applies to flag rules only")
-        if self.type is RuleType.STATE and not self.states:
-            raise ValueError("state rule needs 'states'")
-        if self.type is not RuleType.STATE and self.states:
-            raise ValueError(f"{self.type.value} rule takes no 'states'")
+        takes, needs = _TAKES[self.type], _NEEDS.get(self.type, frozenset())
+        given = {name for name in _FIELDS if getattr(self, name) not in (None, [])}
+        missing = sorted(needs - given)
+        if missing:
+            raise ValueError(f"{self.type.value} rule needs {_quoted(missing)}")
+        extra = sorted(given - takes)
+        if extra:
+            raise ValueError(f"{self.type.value} rule takes no {_quoted(extra)}")
+        if self.type not in (RuleType.FLAG, RuleType.NOT_SEEN) and not self.active_when:
+            raise ValueError("'active_when' applies to flag and not_seen rules only")
+        if self.type is RuleType.NOT_SEEN and self.states and not self.active_when:
+            raise ValueError("a not_seen rule on an enum uses 'states', not 'active_when'")
+        self._check_levels()
         return self
+
+    def _check_levels(self) -> None:
+        if self.limit is None:
+            return
+        clear = self.clear_level
+        assert clear is not None
+        if self.type in _RISING and clear > self.limit:
+            raise ValueError(f"clear level {clear} must not be above the {_limit_name(self.type)} {self.limit}")
+        if self.type is RuleType.LOW_LIMIT and clear < self.limit:
+            raise ValueError(f"clear level {clear} must not be below the low limit {self.limit}")
+        if self.type in (RuleType.CREEP, RuleType.RATE) and self.limit <= 0:
+            raise ValueError(f"{self.type.value} rule needs a 'limit' above 0 (a rise), not {self.limit}")
+        if self.type is RuleType.CREEP:
+            assert self.window_s is not None and self.baseline_s is not None
+            if self.window_s >= self.baseline_s:
+                raise ValueError(f"window_s {self.window_s} must be shorter than baseline_s {self.baseline_s}")
 
     @property
     def clear_level(self) -> float | None:
         return self.clear if self.clear is not None else self.limit
+
+    @property
+    def history_needed_s(self) -> float:
+        """Creep: the data needed before the rule may raise."""
+        if self.min_history_s is not None:
+            return self.min_history_s
+        return self.baseline_s or 0.0
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f"'{name}'" for name in names)
+
+
+def _limit_name(kind: RuleType) -> str:
+    return {RuleType.HIGH_LIMIT: "high limit", RuleType.CREEP: "creep limit"}.get(kind, "rise limit")
 
 
 class OfflineSettings(_Strict):
@@ -196,22 +278,49 @@ class DeviceProfile(_Strict):
         codes = [r.code for r in self.rules]
         if len(codes) != len(set(codes)):
             raise ValueError(f"duplicate rule codes: {sorted({c for c in codes if codes.count(c) > 1})}")
-        known = set(names)
         for rule in self.rules:
-            if rule.point not in known:
-                raise ValueError(f"rule {rule.code!r} refers to unknown point {rule.point!r}")
-            for suppression in rule.suppress:
-                if suppression.point not in known:
-                    raise ValueError(f"rule {rule.code!r} is suppressed by unknown point {suppression.point!r}")
-            point = self.point(rule.point)
-            if rule.type in (RuleType.HIGH_LIMIT, RuleType.LOW_LIMIT) and (point.is_bool or point.enum):
-                raise ValueError(f"rule {rule.code!r}: limit rules need a numeric point, {point.name!r} is not")
-            if rule.type is RuleType.FLAG and not point.is_bool:
-                raise ValueError(f"rule {rule.code!r}: flag rules need a boolean point, {point.name!r} is not")
-            if rule.type is RuleType.STATE:
-                unknown = set(rule.states) - set(point.enum.values())
-                if unknown:
-                    raise ValueError(f"rule {rule.code!r}: states {sorted(unknown)} not in {point.name!r}'s enum")
+            self._check_rule(rule)
         if self.modbus.max_registers_per_read < max((p.width for p in self.points if not p.is_bool), default=1):
             raise ValueError("max_registers_per_read is smaller than the widest point")
         return self
+
+    def _check_rule(self, rule: Rule) -> None:
+        """A rule against the points it names."""
+        known = {p.name for p in self.points}
+        if rule.point not in known:
+            raise ValueError(f"rule {rule.code!r} refers to unknown point {rule.point!r}")
+        for suppression in rule.suppress:
+            self._check_suppression(rule, suppression)
+        point = self.point(rule.point)
+        numeric = not (point.is_bool or point.enum)
+        if rule.type in (RuleType.HIGH_LIMIT, RuleType.LOW_LIMIT, RuleType.CREEP, RuleType.RATE) and not numeric:
+            raise ValueError(f"rule {rule.code!r}: {rule.type.value} rules need a numeric point, {point.name!r} is not")
+        if rule.type is RuleType.FLAG and not point.is_bool:
+            raise ValueError(f"rule {rule.code!r}: flag rules need a boolean point, {point.name!r} is not")
+        if rule.type is RuleType.NOT_SEEN and numeric:
+            raise ValueError(f"rule {rule.code!r}: not_seen rules need a boolean or enum point, {point.name!r} is not")
+        if rule.type is RuleType.NOT_SEEN and point.enum and not rule.states:
+            raise ValueError(f"rule {rule.code!r}: not_seen on the enum {point.name!r} needs 'states'")
+        if rule.type is RuleType.NOT_SEEN and point.is_bool and rule.states:
+            raise ValueError(f"rule {rule.code!r}: {point.name!r} is a bit; use 'active_when', not 'states'")
+        _check_states(f"rule {rule.code!r}", rule.states, point)
+
+    def _check_suppression(self, rule: Rule, suppression: Suppression) -> None:
+        if suppression.point is None:
+            return
+        where = f"rule {rule.code!r} is suppressed by"
+        try:
+            point = self.point(suppression.point)
+        except KeyError:
+            raise ValueError(f"{where} unknown point {suppression.point!r}") from None
+        if suppression.states and not point.enum:
+            raise ValueError(f"{where} 'states' of {point.name!r}, which is not an enum point")
+        if not suppression.states and not point.is_bool:
+            raise ValueError(f"{where} {point.name!r}, which is not a bit: name the enum 'states' that suppress")
+        _check_states(where, suppression.states, point)
+
+
+def _check_states(where: str, states: list[str], point: Point) -> None:
+    unknown = set(states) - set(point.enum.values())
+    if unknown:
+        raise ValueError(f"{where}: states {sorted(unknown)} not in {point.name!r}'s enum")

@@ -112,6 +112,9 @@ class DeviceRuntime:
             if m.consecutive_successes < self.profile.offline.clear_after_successes:
                 return changes  # not trusted yet: readings stay unknown, rules hold
             changes.append(self._back_online(now, at))
+            self.rules.device_online(now)  # power may have returned: start the power-up windows
+        elif self.last_ok_at is None:
+            self.rules.device_online(now, first_poll=True)
         self._log.ok("answering again")
         self._readings = readings
         self.last_ok_at = at

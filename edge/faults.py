@@ -14,6 +14,8 @@ An unknown observation (stale data) is simply not fed: the machine holds its sta
 
 ``restore`` puts a machine straight into ACTIVE, reporting nothing: the fault was raised
 before a restart and is still open downstream, so only a clear may follow.
+``resume_pending`` resumes a pending delay that was running before a restart. The delays
+may be changed on a live machine (a reconfiguration): the next observation uses them.
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ class FaultMachine:
         self.phase = Phase.ACTIVE
         self.pending_since = self.active_since = active_since
         self.clearing_since = None
+
+    def resume_pending(self, since: float) -> None:
+        """Resume a pending condition first seen at ``since`` (before a restart); only from NORMAL."""
+        if self.phase is Phase.NORMAL:
+            self.phase, self.pending_since = Phase.PENDING, since
 
     def observe(self, now: float, *, beyond: bool, recovered: bool) -> Transition | None:
         """Feed one observation. ``beyond``: the fault condition holds; ``recovered``: the clear

@@ -1,7 +1,8 @@
 """The store database (gateway layer): one SQLite file per store, in WAL mode.
 
-Holds the outbox, the store's sequence number, persisted counters, the open faults and the
-ticket statuses received from central. Every call is a short synchronous statement on a
+Holds the outbox, the store's sequence number, persisted counters, the open faults, the
+ticket statuses received from central, the desired config applied from central and the
+edge's rule state (timers, baselines) for a restart. Every call is a short synchronous statement on a
 local file, made from the event loop thread. sqlite3 errors become `StorageError` here.
 """
 
@@ -64,6 +65,26 @@ CREATE TABLE IF NOT EXISTS ticket_received (
     changed_at REAL NOT NULL,  -- when central made the change (unix seconds)
     received_at REAL NOT NULL,  -- when this store stored it
     UNIQUE (ticket_id, version)
+);
+CREATE TABLE IF NOT EXISTS config_applied (  -- the desired config from central this store runs
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    devices TEXT NOT NULL,  -- {device_id: {rule_code: {field: value}}} as JSON
+    issued_by TEXT NOT NULL,
+    applied_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rule_state (  -- the edge's rule timers and baselines (gateway.rule_state)
+    device_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,  -- JSON, times as wall-clock stamps
+    saved_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS config_outcome (  -- the store's last answer to a desired config
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,
+    result TEXT NOT NULL,
+    error TEXT,  -- the ConfigProblem JSON, when rejected
+    decided_at REAL NOT NULL
 );
 """
 

@@ -124,8 +124,8 @@ def test_eliwell_rules(registry: ProfileRegistry) -> None:
         "pressure_switch_alarm",
         Severity.CRITICAL,
     )
-    suppressors = {s.point for s in rules["high_temperature"].suppress}
-    assert suppressors == {"defrost_active", "door_open"}
+    suppressors = {s.point or s.after for s in rules["high_temperature"].suppress}
+    assert suppressors == {"defrost_active", "door_open", "device_online"}
 
 
 # --- Carel ir33 via WB-REF-U (DEVICES.md §1.2) -------------------------------------------
