@@ -1,6 +1,7 @@
 """Device profiles (data, not code): the YAML schema of a device model and its loader."""
 
-from device_profiles.loader import ProfileError, ProfileRegistry, load_profile
+from device_profiles.loader import AnyProfile, ProfileError, ProfileKindError, ProfileRegistry, load_profile
+from device_profiles.peripheral import Condition, PeripheralProfile, PeripheralSerial
 from device_profiles.schema import (
     DeviceProfile,
     ModbusSettings,
@@ -12,10 +13,15 @@ from device_profiles.schema import (
 )
 
 __all__ = [
+    "AnyProfile",
+    "Condition",
     "DeviceProfile",
     "ModbusSettings",
     "Point",
+    "PeripheralProfile",
+    "PeripheralSerial",
     "ProfileError",
+    "ProfileKindError",
     "ProfileRegistry",
     "Rule",
     "RuleType",

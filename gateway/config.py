@@ -173,6 +173,15 @@ def load_registry(config: StoreConfig, *, source: Path | str = "<store config>")
                     f"buses.{b}.devices.{d}.profile",
                     f"device {device.id!r}: unknown device profile {device.profile!r} (known: {known})",
                 )
+            protocol = registry.get(device.profile).protocol
+            wanted = bus.transport if bus.transport in ("escpos", "cctalk") else "modbus"
+            if protocol != wanted:
+                raise ConfigError(
+                    source,
+                    f"buses.{b}.devices.{d}.profile",
+                    f"device {device.id!r}: profile {device.profile} speaks {protocol}, not {wanted} "
+                    f"(the {bus.transport} bus {bus.name!r})",
+                )
     return registry
 
 

@@ -6,21 +6,43 @@ POST   /devices/{id}/faults        {"fault": "door_open", "duration_s": 60, "cod
 DELETE /devices/{id}/faults/{name} clear it -> 200, or 404 when it was not active
 GET    /healthz
 Errors are JSON {"error": "..."}: 400 bad JSON, 404 unknown device, 422 invalid request.
+Serial peripherals (escpos printers, cctalk validators) are listed and driven the same way:
+faults paper_near_end, paper_end, printer_cover_open (or cover_open), cutter_error,
+bill_jam, stacker_full, offline.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulators.errors import FaultError, UnknownDeviceError
+from simulators.faults import ActiveFault, Fault
+from simulators.peripherals.fleet import PeripheralFleet
 from simulators.simulation import DeviceState, Simulation
 
 SIMULATION_KEY = web.AppKey("simulation", Simulation)
+PERIPHERALS_KEY = web.AppKey("peripherals", PeripheralFleet)
+
+
+class _Devices(Protocol):
+    def inject(
+        self, device_id: str, fault: Fault | str, duration_s: float | None = None, *, code: int | None = None
+    ) -> ActiveFault: ...
+
+    def clear(self, device_id: str, fault: Fault | str) -> bool: ...
+
+    def state(self, device_id: str) -> DeviceState: ...
+
+
+def _owner(app: web.Application, device_id: str) -> _Devices:
+    """The peripheral fleet when it has the device, else the Modbus simulation."""
+    peripherals = app[PERIPHERALS_KEY]
+    return peripherals if device_id in peripherals else app[SIMULATION_KEY]
 
 
 class FaultRequest(BaseModel):
@@ -44,19 +66,21 @@ def _state(state: DeviceState) -> dict[str, Any]:
 
 
 async def _devices(request: web.Request) -> web.Response:
-    return _json([_state(s) for s in request.app[SIMULATION_KEY].states()])
+    states = [*request.app[SIMULATION_KEY].states(), *request.app[PERIPHERALS_KEY].states()]
+    return _json([_state(s) for s in states])
 
 
 async def _device(request: web.Request) -> web.Response:
     try:
-        return _json(_state(request.app[SIMULATION_KEY].state(request.match_info["device_id"])))
+        device_id = request.match_info["device_id"]
+        return _json(_state(_owner(request.app, device_id).state(device_id)))
     except UnknownDeviceError as exc:
         return _error(404, str(exc))
 
 
 async def _inject(request: web.Request) -> web.Response:
-    simulation = request.app[SIMULATION_KEY]
     device_id = request.match_info["device_id"]
+    simulation = _owner(request.app, device_id)
     try:
         body = FaultRequest.model_validate(await request.json())
     except json.JSONDecodeError:
@@ -74,8 +98,8 @@ async def _inject(request: web.Request) -> web.Response:
 
 
 async def _clear(request: web.Request) -> web.Response:
-    simulation = request.app[SIMULATION_KEY]
     device_id, fault = request.match_info["device_id"], request.match_info["fault"]
+    simulation = _owner(request.app, device_id)
     try:
         cleared = simulation.clear(device_id, fault)
     except UnknownDeviceError as exc:
@@ -91,9 +115,10 @@ async def _healthz(request: web.Request) -> web.Response:
     return _json({"ok": True})
 
 
-def create_control_app(simulation: Simulation) -> web.Application:
+def create_control_app(simulation: Simulation, peripherals: PeripheralFleet | None = None) -> web.Application:
     app = web.Application()
     app[SIMULATION_KEY] = simulation
+    app[PERIPHERALS_KEY] = peripherals if peripherals is not None else PeripheralFleet()
     app.router.add_get("/devices", _devices)
     app.router.add_get("/devices/{device_id}", _device)
     app.router.add_post("/devices/{device_id}/faults", _inject)

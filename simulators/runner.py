@@ -19,10 +19,12 @@ from types import TracebackType
 from aiohttp import web
 
 from device_profiles.loader import ProfileRegistry
-from simulators.config import RtuBusSpec, ScenarioStep, SimulatorConfig
+from simulators.config import CcTalkBusSpec, EscPosBusSpec, RtuBusSpec, ScenarioStep, SimulatorConfig
 from simulators.control import create_control_app
 from simulators.errors import SimulatorError
 from simulators.faults import ActiveFault, Fault
+from simulators.peripherals import PeripheralSerialServer
+from simulators.peripherals.fleet import PeripheralFleet, PeripheralLine
 from simulators.rtu_server import ModbusRtuServer
 from simulators.simulation import Clock, Simulation
 from simulators.tcp_server import ModbusTcpServer
@@ -42,6 +44,8 @@ class Simulators:
         self.simulation: Simulation | None = None
         self.rtu_servers: dict[str, ModbusRtuServer] = {}
         self.tcp_servers: dict[str, ModbusTcpServer] = {}
+        self.peripherals = PeripheralFleet(clock=clock)  # escpos / cctalk devices, by id
+        self.peripheral_servers: dict[str, PeripheralSerialServer] = {}  # by bus name
         self.control_url: str | None = None
         self._stack = AsyncExitStack()
 
@@ -50,7 +54,10 @@ class Simulators:
         simulation = Simulation.from_config(self.config, registry, clock=self._clock)
         self.simulation = simulation
         try:
+            await self._start_peripherals(registry)
             for bus in self.config.buses:
+                if isinstance(bus, EscPosBusSpec | CcTalkBusSpec):
+                    continue
                 devices = simulation.devices(bus.name)
                 units = ", ".join(f"{d.unit} ({d.device_id}, {d.profile.model})" for d in devices)
                 if isinstance(bus, RtuBusSpec):
@@ -83,9 +90,26 @@ class Simulators:
     ) -> None:
         await self._stack.aclose()
 
+    async def _start_peripherals(self, registry: ProfileRegistry) -> None:
+        """One pty per escpos or cctalk bus; on a ccTalk line each device answers its own address."""
+        for bus in self.config.buses:
+            if not isinstance(bus, EscPosBusSpec | CcTalkBusSpec):
+                continue
+            entries = []
+            for spec in bus.devices:
+                profile = registry.get(spec.profile)
+                entries.append(self.peripherals.add(spec.id, bus=bus.name, unit=spec.unit, profile=profile.model,
+                                                    kind=profile.kind))  # fmt: skip
+            echo = isinstance(bus, CcTalkBusSpec) and bus.echo
+            server = PeripheralSerialServer(PeripheralLine(entries), link=bus.link, echo=echo)
+            self.peripheral_servers[bus.name] = await self._stack.enter_async_context(server)
+            names = ", ".join(f"{e.device_id} ({e.kind})" for e in entries)
+            log.info("simulator bus %s: %s at %s -> %s, %s%s", bus.name, bus.transport, server.link,
+                     server.slave_name, names, " with echo" if echo else "")  # fmt: skip
+
     async def _start_control(self, simulation: Simulation) -> None:
         spec = self.config.control
-        runner = web.AppRunner(create_control_app(simulation), access_log=None)
+        runner = web.AppRunner(create_control_app(simulation, self.peripherals), access_log=None)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
         family = socket.AF_INET6 if ":" in spec.host else socket.AF_INET
@@ -110,9 +134,13 @@ class Simulators:
     def inject(
         self, device_id: str, fault: Fault | str, duration_s: float | None = None, *, code: int | None = None
     ) -> ActiveFault:
+        if device_id in self.peripherals:
+            return self.peripherals.inject(device_id, fault, duration_s, code=code)
         return self._sim().inject(device_id, fault, duration_s, code=code)
 
     def clear(self, device_id: str, fault: Fault | str) -> bool:
+        if device_id in self.peripherals:
+            return self.peripherals.clear(device_id, fault)
         return self._sim().clear(device_id, fault)
 
     async def run(self) -> None:
@@ -132,6 +160,7 @@ class Simulators:
         while True:
             await asyncio.sleep(self.config.tick_s)
             simulation.tick()
+            self.peripherals.tick()
 
     async def _play(self, scenario: list[ScenarioStep]) -> None:
         loop = asyncio.get_running_loop()

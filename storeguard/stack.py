@@ -22,6 +22,8 @@ from typing import IO, Any
 import httpx
 import yaml
 
+from storeguard.lane_peripherals import PRINTER_PROFILE, lane_links, peripheral_buses, peripheral_lanes
+
 DEMO_PASSWORD = "storeguard-demo"  # printed by the demo; the embedded setup is for trying it out only
 
 
@@ -49,6 +51,7 @@ class StorePlan:
     tty_link: Path
     sim_config: Path
     store_config: Path
+    peripheral_links: tuple[Path, ...] = ()  # ptys of the lanes' printers and bill validators
 
     @property
     def page_url(self) -> str:
@@ -96,6 +99,7 @@ FAST_RULES = {
     "danfoss-ak-cc55": {"high_temperature": {"delay_s": 20}, "door_open": {"delay_s": 8}, "probe_fault": {"delay_s": 5}},
     "storeguard-sco-lane": {"lane_out_of_service": {"delay_s": 5}, "printer_offline": {"delay_s": 5},
                             "paper_end": {"delay_s": 5}, "printer_cover_open": {"delay_s": 5}},
+    PRINTER_PROFILE: {"paper_end": {"delay_s": 5}, "printer_cover_open": {"delay_s": 5}},
 }
 
 STORE_LAYOUTS: list[dict[str, Any]] = [
@@ -105,6 +109,7 @@ STORE_LAYOUTS: list[dict[str, Any]] = [
                   ("case-02", 2, "dixell-xr75cx", "Aisle 3, dairy case 2", 3.0),
                   ("case-03", 3, "danfoss-ak-cc55", "Aisle 5, meat case", 1.0)],
         "lanes": [("lane-01", 1, "Self-checkout lane 1"), ("lane-02", 2, "Self-checkout lane 2")],
+        "peripherals": True,  # each lane's receipt printer (ESC/POS) and bill validator (ccTalk) on ptys
         "scenario": [{"at_s": 8, "device": "case-01", "fault": "door_open", "duration_s": 90},
                      {"at_s": 20, "device": "case-02", "fault": "compressor_dead"}],
     },
@@ -113,6 +118,7 @@ STORE_LAYOUTS: list[dict[str, Any]] = [
         "cases": [("case-01", 1, "danfoss-ak-cc55", "Aisle 1, produce case", 2.0),
                   ("case-02", 2, "dixell-xr75cx", "Aisle 2, dairy case", 3.0)],
         "lanes": [("lane-01", 1, "Self-checkout lane 1"), ("lane-02", 2, "Self-checkout lane 2")],
+        "peripherals": True,
         "scenario": [{"at_s": 12, "device": "lane-01", "fault": "paper_near_end"},
                      {"at_s": 25, "device": "lane-02", "fault": "bill_jam"}],
     },
@@ -168,6 +174,9 @@ def plan_stack(
             tty_link=workdir / store_id / "ttyRS485",
             sim_config=workdir / store_id / "simulators.yaml",
             store_config=workdir / store_id / "store.yaml",
+            peripheral_links=tuple(
+                link for lane in peripheral_lanes(layout) for link in lane_links(workdir / store_id, lane[0])
+            ),
         )
         _write_store_configs(plan, layout, mqtt_url, scenario, time_scale, poll_interval_s, workdir)
         stores.append(plan)
@@ -180,6 +189,9 @@ def _write_store_configs(plan: StorePlan, layout: dict[str, Any], mqtt_url: str,
     cases = layout["cases"]
     lanes = layout["lanes"]
     baudrate = 19200  # a mixed bus runs at one speed; the AK-CC55 auto-bauds, the XR is set to match
+    sim_peripherals, store_peripherals = peripheral_buses(
+        plan.store_config.parent, layout, poll_interval_s, FAST_RULES[PRINTER_PROFILE]
+    )
     _dump(plan.sim_config, {
         "time_scale": time_scale,
         "control": {"host": "127.0.0.1", "port": plan.control_port},
@@ -188,6 +200,7 @@ def _write_store_configs(plan: StorePlan, layout: dict[str, Any], mqtt_url: str,
              "devices": [{"id": d, "unit": u, "profile": p, "setpoint": sp} for d, u, p, _, sp in cases]},
             {"name": "lanes", "transport": "tcp", "host": "127.0.0.1", "port": plan.lanes_port,
              "devices": [{"id": d, "unit": u, "profile": "storeguard-sco-lane"} for d, u, _ in lanes]},
+            *sim_peripherals,
         ],
         "scenario": layout["scenario"] if scenario else [],
     })
@@ -208,6 +221,7 @@ def _write_store_configs(plan: StorePlan, layout: dict[str, Any], mqtt_url: str,
              "poll_interval_s": poll_interval_s, "devices": case_devices},
             {"name": "lanes", "transport": "tcp", "host": "127.0.0.1", "tcp_port": plan.lanes_port,
              "poll_interval_s": poll_interval_s, "devices": lane_devices},
+            *store_peripherals,
         ],
     })
 
@@ -339,7 +353,8 @@ class Stack:
     def start_simulators(self, store: StorePlan) -> None:
         name = f"sim-{store.store_id}"
         self.procs.start(name, "simulate", "--config", str(store.sim_config))
-        self._ready(name, lambda: store.tty_link.exists() and _port_open(store.lanes_port))
+        self._ready(name, lambda: store.tty_link.exists() and _port_open(store.lanes_port)
+                    and all(link.exists() for link in store.peripheral_links))
 
     def start_store(self, store: StorePlan) -> None:
         name = f"gw-{store.store_id}"

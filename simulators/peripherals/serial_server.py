@@ -4,7 +4,8 @@ As with the Modbus RTU server, the pty's slave side is symlinked at a configured
 host opens it with pyserial like /dev/ttyUSB0. Received bytes are split into requests by the
 peripheral's `request_length`; a partial request followed by `inter_byte_timeout_s` of
 silence is dropped (ccTalk's 50 ms inter-byte rule), and each request's answer is written
-back at once. The pty has no local echo, unlike a real single-wire ccTalk bus.
+back at once. The pty has no local echo; ``echo=True`` writes every received byte straight
+back, as a real single-wire ccTalk bus does (the host reads its own request before the reply).
 """
 
 from __future__ import annotations
@@ -41,13 +42,22 @@ class PeripheralStats:
     incomplete: int = 0  # partial request followed by silence
     overflows: int = 0
     dropped: int = 0  # the answer could not be written
+    echoed: int = 0  # bytes written back as the line's echo
 
 
 class PeripheralSerialServer:
     """Async context manager: opens the pty and its link on enter and serves until exit."""
 
-    def __init__(self, peripheral: SerialPeripheral, *, link: Path | str, inter_byte_timeout_s: float = 0.05) -> None:
+    def __init__(
+        self,
+        peripheral: SerialPeripheral,
+        *,
+        link: Path | str,
+        inter_byte_timeout_s: float = 0.05,
+        echo: bool = False,
+    ) -> None:
         self.peripheral = peripheral
+        self.echo = echo
         self.link = Path(link)
         self.inter_byte_timeout_s = inter_byte_timeout_s
         self.stats = PeripheralStats()
@@ -78,9 +88,6 @@ class PeripheralSerialServer:
         asyncio.get_running_loop().remove_reader(self._pty.master)
         self._pty.close()
 
-
-
-
     def _on_readable(self) -> None:
         try:
             data = os.read(self._pty.master, RX_LIMIT)
@@ -90,6 +97,9 @@ class PeripheralSerialServer:
             log.error("peripheral on %s: reading the pty failed, no longer serving: %s", self.link, exc)
             asyncio.get_running_loop().remove_reader(self._pty.master)
             return
+        if self.echo and data:
+            self._write(data)
+            self.stats.echoed += len(data)
         if len(self._rx) + len(data) > RX_LIMIT:
             self.stats.overflows += 1
             self._rx.clear()
@@ -122,11 +132,15 @@ class PeripheralSerialServer:
         out = self.peripheral.handle(request)
         if not out:
             return
+        if self._write(out):
+            self.stats.responses += 1
+
+    def _write(self, out: bytes) -> bool:
         try:
             written = os.write(self._pty.master, out)
         except (BlockingIOError, InterruptedError):
             written = 0
         if written < len(out):
             self.stats.dropped += 1
-            return
-        self.stats.responses += 1
+            return False
+        return True
