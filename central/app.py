@@ -37,6 +37,8 @@ from central.publisher import StatusPublisher
 from central.runtime import Runtime
 from central.seed import load_seed
 from central.settings import CentralSettings, Environment
+from central.store_config.service import InvalidConfigError
+from central.store_config.views import router as store_config_router
 from central.stores.views import router as stores_router
 from central.system_views import router as system_router
 from central.technicians.views import router as technicians_router
@@ -54,6 +56,7 @@ _HTTP_STATUS: tuple[tuple[type[CentralError], int], ...] = (
     (PermissionDeniedError, 403),
     (InvalidTransitionError, 409),
     (VersionConflictError, 409),
+    (InvalidConfigError, 422),
 )
 
 
@@ -62,7 +65,8 @@ async def _central_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CentralError)
     status = next((code for cls, code in _HTTP_STATUS if isinstance(exc, cls)), 400)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=status, headers=headers)
+    body = {"detail": exc.message, "code": exc.code, **getattr(exc, "details", {})}  # e.g. invalid_config's problem
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _start(runtime: Runtime) -> None:
@@ -128,7 +132,8 @@ def create_app(settings: CentralSettings, *, clock: Clock | None = None) -> Fast
     app.state.runtime = runtime
     app.add_exception_handler(CentralError, _central_error)
     api = APIRouter(prefix=API_PREFIX)
-    for router in (auth_router, stores_router, technicians_router, tickets_router, ingest_router):
+    for router in (auth_router, stores_router, store_config_router, technicians_router, tickets_router,
+                   ingest_router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(system_router)

@@ -5,6 +5,7 @@ from central.db import Base
 from central.faults.models import FaultStateRecord
 from central.ingest.models import DeadLetter, InboundMessage
 from central.outbox.models import OutboundMessage
+from central.store_config.models import StoreConfigAck, StoreConfigVersion
 from central.stores.models import Device, DevicePoint, Store
 from central.technicians.models import Technician
 from central.tickets.models import Ticket, TicketEvent
@@ -20,6 +21,8 @@ __all__ = [
     "InboundMessage",
     "OutboundMessage",
     "Store",
+    "StoreConfigAck",
+    "StoreConfigVersion",
     "Technician",
     "Ticket",
     "TicketEvent",

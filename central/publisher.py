@@ -1,5 +1,8 @@
 """Ticket status publisher (outbox drain, adapter): outbound_messages -> MQTT QoS 1 -> sent on PUBACK.
 
+Ticket statuses and desired store configs (the latter retained, so a store that was offline
+gets the newest when it subscribes again).
+
 Rows are handed to paho once per process and marked sent only when the broker's PUBACK
 arrives. paho keeps unacknowledged publishes across reconnects and sends them again; rows
 left pending by a crash are published again at the next start. A repeat is harmless: the
@@ -22,6 +25,7 @@ from central.metrics import Metrics
 from central.mqtt import connect_async, new_client
 from central.outbox import service as outbox
 from central.settings import CentralSettings
+from protocols.mqtt.topics import is_retained
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +132,7 @@ class StatusPublisher:
         with self._database.session() as session, session.begin():
             rows = [(r.id, r.topic, r.payload) for r in outbox.pending(session=session, limit=room, exclude_ids=skip)]
         for row_id, topic, payload in rows:
-            info = self._client.publish(topic, payload, qos=1)
+            info = self._client.publish(topic, payload, qos=1, retain=is_retained(topic))  # config: retained
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):  # NO_CONN: paho sends it on reconnect
                 log.warning("publishing ticket status failed (%s); will retry", mqtt.error_string(info.rc))
                 break

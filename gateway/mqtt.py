@@ -76,6 +76,7 @@ class MqttSession:
         self._metrics = metrics
         self._health_topic = topic(store_id, TopicKind.HEALTH)
         self._downlink_topic = topic(store_id, TopicKind.TICKET_STATUS)
+        self._config_topic = topic(store_id, TopicKind.CONFIG)  # retained: the newest arrives on every subscribe
         self.downlink: asyncio.Queue[Downlink] = asyncio.Queue(maxsize=downlink_limit)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: paho.Client | None = None
@@ -187,7 +188,7 @@ class MqttSession:
         if reason_code.is_failure:
             self._post(self._connect_failed, f"broker refused the connection: {reason_code}")
             return
-        client.subscribe(self._downlink_topic, qos=1)
+        client.subscribe([(self._downlink_topic, 1), (self._config_topic, 1)])
         self._post(self._link_up, bool(flags.session_present))
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
@@ -204,8 +205,8 @@ class MqttSession:
                       properties: Any) -> None:
         for code in reason_codes:
             if code.is_failure:
-                log.error("broker refused the subscription to %s (%s): ticket statuses will not arrive",
-                          self._downlink_topic, code)
+                log.error("broker refused a subscription to %s or %s (%s): ticket statuses or desired configs "
+                          "will not arrive", self._downlink_topic, self._config_topic, code)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         try:

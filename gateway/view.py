@@ -16,6 +16,7 @@ from edge.clock import Clock
 from edge.metrics import EdgeMetrics
 from edge.model import DeviceSnapshot
 from gateway.config import StoreConfig
+from gateway.desired_config import ConfigStatusOut
 from gateway.exposition import MetricsSnapshot, render_metrics
 from gateway.metrics import GatewayMetrics
 from gateway.mqtt import LinkStatus
@@ -84,6 +85,7 @@ class StateOut(_Out):
     devices: list[DeviceOut]
     open_faults: list[FaultOut]
     tickets: list[dict[str, Any]]
+    config: ConfigStatusOut | None = None  # the desired config from central this store runs
 
 
 def ticket_json(view: TicketView) -> dict[str, Any]:
@@ -101,7 +103,8 @@ def ticket_json(view: TicketView) -> dict[str, Any]:
 class StoreView:
     def __init__(self, *, config: StoreConfig, sink: StoreSink, outbox: Outbox, sender: OutboxSender,
                  tickets: TicketBook, metrics: GatewayMetrics, link: Callable[[], LinkStatus],
-                 edge_metrics: Callable[[], EdgeMetrics | None], clock: Clock) -> None:
+                 edge_metrics: Callable[[], EdgeMetrics | None], clock: Clock,
+                 config_status: Callable[[], ConfigStatusOut] | None = None) -> None:
         self._config = config
         self._sink = sink
         self._outbox = outbox
@@ -111,6 +114,7 @@ class StoreView:
         self._link = link
         self._edge_metrics = edge_metrics
         self._clock = clock
+        self._config_status = config_status
 
     def tickets(self) -> list[dict[str, Any]]:
         return [ticket_json(view) for view in self._tickets.tickets()]
@@ -130,6 +134,7 @@ class StoreView:
             open_faults=[FaultOut(event=f.model_dump(mode="json"), ticket=_ticket_for(f, tickets))
                          for f in self._sink.open_faults.list()],
             tickets=[{**ticket_json(t), "closed": t.status.status in CLOSED} for t in tickets],
+            config=self._config_status() if self._config_status is not None else None,
         )
 
     def metrics_text(self) -> str:

@@ -1,7 +1,8 @@
 """The local store page (gateway layer): aiohttp, a thin layer over `StoreView`-like sources.
 
     GET /             HTML for a tablet in the back office; polls /api/state
-    GET /api/state    store, MQTT link, outbox, devices with readings, open faults, tickets
+    GET /api/state    store, MQTT link, outbox, devices with readings, open faults, tickets, and
+                      `config`: the desired config from central this store runs
     GET /api/tickets  latest TicketStatus per ticket + "statuses_received" in arrival order
     GET /metrics      Prometheus text format 0.0.4
     GET /healthz      200 "ok" while the process serves

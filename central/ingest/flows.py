@@ -21,12 +21,21 @@ from central.db import upsert
 from central.faults import service as faults
 from central.faults.service import Ordering
 from central.ingest.models import InboundMessage
+from central.store_config import service as store_config
 from central.stores import service as stores
 from central.tickets import policy
 from central.tickets import service as tickets
 from central.tickets.models import Ticket
 from device_profiles import ProfileRegistry
-from protocols.mqtt.messages import FaultEvent, FaultState, Message, StoreHealth, TelemetryBatch, TicketClass
+from protocols.mqtt.messages import (
+    ConfigAck,
+    FaultEvent,
+    FaultState,
+    Message,
+    StoreHealth,
+    TelemetryBatch,
+    TicketClass,
+)
 
 
 class Outcome(StrEnum):
@@ -73,6 +82,8 @@ def apply_message(*, session: Session, message: Message, now: datetime, profiles
     elif isinstance(message, StoreHealth):
         kinds = {d.device_model: kind_of(profiles, d.device_model) for d in message.devices}
         stores.apply_health(session=session, health=message, now=now, kinds=kinds)
+    elif isinstance(message, ConfigAck):
+        store_config.record_ack(session=session, ack=message, now=now)
     else:
         raise TypeError(f"central does not consume {type(message).__name__}")
     return Applied(Outcome.ACCEPTED, kind)

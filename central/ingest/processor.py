@@ -20,10 +20,17 @@ from central.ingest.dead_letters import PoisonMessage
 from central.ingest.flows import Applied, Outcome, apply_message
 from central.metrics import Metrics
 from device_profiles import ProfileRegistry
-from protocols.mqtt.messages import ContractError, FaultEvent, StoreHealth, TelemetryBatch, parse_message
+from protocols.mqtt.messages import (
+    ConfigAck,
+    ContractError,
+    FaultEvent,
+    StoreHealth,
+    TelemetryBatch,
+    parse_message,
+)
 
 log = logging.getLogger(__name__)
-CONSUMED = (FaultEvent, TelemetryBatch, StoreHealth)
+CONSUMED = (FaultEvent, TelemetryBatch, StoreHealth, ConfigAck)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,8 @@ also carry the store's monotonic `seq`. Central is idempotent on `message_id`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -223,3 +225,104 @@ def parse_message(topic: str, payload: bytes) -> Message:
             "store_mismatch", f"payload store_id {message.store_id!r} differs from topic store {store_id!r}"
         )
     return message
+
+
+
+# --- desired configuration (central -> store) and its acknowledgement (store -> central) ---
+
+MAX_CONFIG_DEVICES = 2000
+MAX_CONFIG_RULES = 100  # per device
+ConfigHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class RuleParameters(BaseModel):
+    """Central's override of one rule of a device's profile; unset fields keep the profile's value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    limit: float | None = None
+    clear: float | None = None  # the clear level (hysteresis)
+    delay_s: Annotated[float, Field(ge=0, le=86_400)] | None = None
+    clear_delay_s: Annotated[float, Field(ge=0, le=86_400)] | None = None
+    enabled: bool | None = None
+    window_s: Annotated[float, Field(gt=0, le=90 * 86_400)] | None = None  # rate, creep: the short window
+    baseline_s: Annotated[float, Field(gt=0, le=90 * 86_400)] | None = None  # creep: the rolling baseline
+    min_history_s: Annotated[float, Field(ge=0, le=90 * 86_400)] | None = None  # creep: data needed first
+    max_interval_s: Annotated[float, Field(gt=0, le=90 * 86_400)] | None = None  # not_seen: longest gap
+
+
+DeviceOverrides = dict[Identifier, Annotated[dict[Identifier, RuleParameters], Field(max_length=MAX_CONFIG_RULES)]]
+
+
+def config_hash(devices: DeviceOverrides) -> str:
+    """sha256 of the canonical JSON of `devices`: keys sorted, no spaces, unset fields left out."""
+    canonical = {
+        device_id: {code: params.model_dump(mode="json", exclude_none=True) for code, params in rules.items()}
+        for device_id, rules in devices.items()
+    }
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class DesiredConfig(Message):
+    """Retained. The full rule override set central wants a store to run (not a delta).
+
+    `version` grows with every change per store; `hash` is `config_hash(devices)`, so a
+    store recognises a repeat of what it runs already."""
+
+    kind: Literal["config"] = "config"
+    version: Annotated[int, Field(ge=1, le=MAX_SEQ)]
+    hash: ConfigHash
+    issued_at: AwareDatetime
+    issued_by: Annotated[str, Field(max_length=64)] = ""
+    devices: Annotated[DeviceOverrides, Field(max_length=MAX_CONFIG_DEVICES)] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _hash_matches(self) -> DesiredConfig:
+        if self.hash != config_hash(self.devices):
+            raise ValueError("hash is not the sha256 of the canonical JSON of devices")
+        return self
+
+
+class ConfigResult(StrEnum):
+    APPLIED = "applied"  # now running this version
+    UNCHANGED = "unchanged"  # this version (or a newer one) runs already: nothing done
+    REJECTED = "rejected"  # invalid for this store: nothing applied, the previous config stays
+
+
+class ConfigProblem(BaseModel):
+    """Why a desired config was rejected: where (device, rule, field) and what is wrong."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device_id: Annotated[str, Field(max_length=128)] | None = None
+    rule_code: Annotated[str, Field(max_length=128)] | None = None
+    field: Annotated[str, Field(max_length=64)] | None = None
+    message: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class ConfigAck(Message):
+    """The store's answer to one DesiredConfig, sent through its durable outbox."""
+
+    kind: Literal["config_ack"] = "config_ack"
+    version: Annotated[int, Field(ge=1, le=MAX_SEQ)]  # the version this answers
+    hash: ConfigHash  # the hash of the message this answers
+    result: ConfigResult
+    error: ConfigProblem | None = None  # set exactly when rejected
+    applied_at: AwareDatetime  # when the store decided
+    active_version: Annotated[int, Field(ge=1, le=MAX_SEQ)] | None = None  # what runs now; None: no pushed config
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ConfigAck:
+        if (self.result is ConfigResult.REJECTED) != (self.error is not None):
+            raise ValueError("error is required for a rejected config and not allowed otherwise")
+        if self.result is ConfigResult.APPLIED and self.active_version != self.version:
+            raise ValueError("an applied config must be the active version")
+        if self.result is ConfigResult.UNCHANGED and (self.active_version is None
+                                                     or self.active_version < self.version):
+            raise ValueError("unchanged means this version or a newer one is active")
+        return self
+
+
+_MODEL_OF_KIND[TopicKind.CONFIG] = DesiredConfig
+_MODEL_OF_KIND[TopicKind.CONFIG_ACK] = ConfigAck

@@ -4,6 +4,8 @@
     storeguard/v1/<store_id>/telemetry      store -> central  TelemetryBatch    QoS 1
     storeguard/v1/<store_id>/health         store -> central  StoreHealth       QoS 1, retained, last will
     storeguard/v1/<store_id>/ticket-status  central -> store  TicketStatus      QoS 1
+    storeguard/v1/<store_id>/config         central -> store  DesiredConfig     QoS 1, retained
+    storeguard/v1/<store_id>/config-ack     store -> central  ConfigAck         QoS 1 (from the outbox)
 """
 
 from __future__ import annotations
@@ -21,9 +23,14 @@ class TopicKind(StrEnum):
     TELEMETRY = "telemetry"
     HEALTH = "health"
     TICKET_STATUS = "ticket-status"
+    CONFIG = "config"
+    CONFIG_ACK = "config-ack"
 
 
-UPLINK_KINDS = (TopicKind.FAULT, TopicKind.TELEMETRY, TopicKind.HEALTH)
+UPLINK_KINDS = (TopicKind.FAULT, TopicKind.TELEMETRY, TopicKind.HEALTH, TopicKind.CONFIG_ACK)
+# The broker keeps the last message of these for late subscribers: the store's health, and the
+# desired config, so a store that was offline gets the latest version when it subscribes again.
+RETAINED_KINDS = frozenset({TopicKind.HEALTH, TopicKind.CONFIG})
 
 
 class TopicError(ValueError):
@@ -58,3 +65,11 @@ def subscription(kind: TopicKind, share_group: str | None = None) -> str:
     """Central's wildcard subscription for `kind`, as a shared subscription when a group is given."""
     base = f"{PREFIX}/+/{kind.value}"
     return f"$share/{share_group}/{base}" if share_group else base
+
+
+def is_retained(value: str) -> bool:
+    """Whether messages on this topic are published retained (False for a topic of no v1 kind)."""
+    try:
+        return parse_topic(value)[1] in RETAINED_KINDS
+    except TopicError:
+        return False

@@ -24,12 +24,13 @@ def test_migrated_schema_matches_the_models(database_url: str) -> None:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             assert compare_metadata(context, metadata) == []
-            assert context.get_current_revision() == "0002"
+            assert context.get_current_revision() == "0003"
             tables = set(inspect(connection).get_table_names())
     finally:
         engine.dispose()
     assert {"stores", "devices", "device_points", "users", "api_tokens", "technicians", "tickets",
-            "ticket_events", "inbound_messages", "outbound_messages", "dead_letters", "fault_states"} <= tables
+            "ticket_events", "inbound_messages", "outbound_messages", "dead_letters", "fault_states",
+            "store_config_versions", "store_config_acks"} <= tables
 
 
 def test_the_open_ticket_index_is_partial_and_unique(database_url: str) -> None:

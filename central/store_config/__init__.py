@@ -1,0 +1,1 @@
+"""Desired store configuration: rule overrides per store, versioned, pushed, acknowledged."""
