@@ -9,9 +9,13 @@ one bus. Achieved reads/s is compared with PERFORMANCE.md's limit for the same r
     limit = 1 / (wire(8 chars) + t3.5 + turnaround + wire(25 chars) + t3.5)
 
 Also measured with 1 of the 30 devices dead (its unit id never answers): the live devices'
-reads/s against the same limit shows what the dead one costs.
+reads/s against the same limit shows what the dead one costs, and so does the bus time its
+probes took. ``--timeouts fixed`` runs the edge as it was before adaptive timeouts (the
+profile's timeout on every request, backoff counted in poll intervals); ``both`` runs each
+case both ways, back to back, for a before/after under the same machine load.
 
 Run: python -m benchmarks.bus_efficiency [--seconds 20] [--baud 9600 19200] [--turnaround-ms 5]
+     [--timeouts adaptive|fixed|both]
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from device_profiles import ProfileRegistry
 from edge.config import EdgeConfig
 from edge.model import DeviceSnapshot, FaultChange
 from edge.runtime import Edge
+from edge.scheduler import SchedulerSettings
+from edge.timeouts import TimeoutSettings
 from protocols.modbus.rtu import t35, wire_time
 from benchmarks.profiles import REGISTERS, write_bench_profile
 
@@ -53,8 +59,11 @@ class CountingSink:
 
 
 async def measure(edge_config: EdgeConfig, registry: ProfileRegistry, seconds: float,
-                  live_units: set[int]) -> dict[str, Any]:
-    edge = Edge(edge_config, registry, CountingSink())
+                  live_units: set[int], adaptive: bool) -> dict[str, Any]:
+    # "fixed" is the edge before issue 4's second round: the profile's timeout on every
+    # request and a backoff counted in poll intervals even when a cycle takes longer.
+    settings = SchedulerSettings(timeouts=TimeoutSettings(adaptive=adaptive), backoff_per_cycle=adaptive)
+    edge = Edge(edge_config, registry, CountingSink(), scheduler_settings=settings)
     async with edge:
         runner = asyncio.create_task(edge.run())
         await asyncio.sleep(3.0)  # open the port, first cycles, the dead device into backoff
@@ -65,11 +74,16 @@ async def measure(edge_config: EdgeConfig, registry: ProfileRegistry, seconds: f
         def timeouts() -> int:
             return sum(d.requests.timeouts for d in edge.metrics().devices)
 
+        def dead_bus_time() -> float:  # what the dead device's probes cost, less noisy than reads/s
+            return sum(d.bus_time_s for d in edge.metrics().devices if d.unit not in live_units)
+
         start_responses, start_timeouts, started = responses(), timeouts(), time.monotonic()
+        start_dead = dead_bus_time()
         await asyncio.sleep(seconds)
         elapsed = time.monotonic() - started
         result = {"reads_per_s": (responses() - start_responses) / elapsed,
-                  "timeouts": timeouts() - start_timeouts, "seconds": elapsed}
+                  "timeouts": timeouts() - start_timeouts, "seconds": elapsed,
+                  "dead_bus_time_s": dead_bus_time() - start_dead}
         runner.cancel()
         try:
             await runner
@@ -78,7 +92,8 @@ async def measure(edge_config: EdgeConfig, registry: ProfileRegistry, seconds: f
     return result
 
 
-def run_case(workdir: Path, baud: int, turnaround_s: float, dead: int, seconds: float) -> dict[str, Any]:
+def run_case(workdir: Path, baud: int, turnaround_s: float, dead: int, seconds: float,
+             adaptive: bool = True) -> dict[str, Any]:
     profiles = workdir / "profiles"
     write_bench_profile(profiles, timeout_ms=150)
     link = workdir / f"tty-{baud}-{dead}"
@@ -105,12 +120,13 @@ def run_case(workdir: Path, baud: int, turnaround_s: float, dead: int, seconds: 
             "devices": [{"id": f"dev-{u:02d}", "unit": u, "profile": "bench-10reg"} for u in range(1, DEVICES + 1)],
         }]})
         registry = ProfileRegistry.load([profiles])
-        result = asyncio.run(measure(edge_config, registry, seconds, set(served)))
+        result = asyncio.run(measure(edge_config, registry, seconds, set(served), adaptive))
     finally:
         sim.terminate()
         sim.wait(timeout=10)
     limit = limit_reads_per_s(baud, turnaround_s)
     return {"baud": baud, "turnaround_ms": turnaround_s * 1000, "devices": DEVICES, "dead": dead,
+            "timeouts_mode": "adaptive" if adaptive else "fixed",
             "limit_reads_per_s": limit, **result, "efficiency": result["reads_per_s"] / limit}
 
 
@@ -120,16 +136,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baud", type=int, nargs="+", default=[9600, 19200])
     parser.add_argument("--turnaround-ms", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=Path("var/bench"))
+    parser.add_argument("--timeouts", choices=("adaptive", "fixed", "both"), default="adaptive")
+    parser.add_argument("--dead", type=int, nargs="+", default=[0, 1], choices=(0, 1))
     args = parser.parse_args(argv)
+    modes = {"adaptive": (True,), "fixed": (False,), "both": (False, True)}[args.timeouts]
     results = []
     with tempfile.TemporaryDirectory(prefix="sg-bus-") as tmp:
         for baud in args.baud:
-            for dead in (0, 1):
-                print(f"    {baud} baud, {DEVICES} devices, {dead} dead: measuring {args.seconds:.0f} s", flush=True)
-                result = run_case(Path(tmp), baud, args.turnaround_ms / 1000, dead, args.seconds)
-                results.append(result)
-                print(f"      {result['reads_per_s']:.1f} reads/s of a {result['limit_reads_per_s']:.1f} limit "
-                      f"= {100 * result['efficiency']:.1f}% ({result['timeouts']} timeouts)", flush=True)
+            for dead in args.dead:
+                for adaptive in modes:
+                    mode = "adaptive" if adaptive else "fixed"
+                    print(f"    {baud} baud, {DEVICES} devices, {dead} dead, {mode} timeouts: "
+                          f"measuring {args.seconds:.0f} s", flush=True)
+                    result = run_case(Path(tmp), baud, args.turnaround_ms / 1000, dead, args.seconds, adaptive)
+                    results.append(result)
+                    print(f"      {result['reads_per_s']:.1f} reads/s of a {result['limit_reads_per_s']:.1f} limit "
+                          f"= {100 * result['efficiency']:.1f}% ({result['timeouts']} timeouts, "
+                          f"{result['dead_bus_time_s']:.2f} s of bus time on the dead device)", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bus_efficiency.json").write_text(json.dumps(results, indent=2))
     return 0

@@ -39,6 +39,8 @@ class DeviceMetrics:
     in_backoff: bool = False
     backoff_s: float = 0.0  # current backoff period (0 when healthy)
     last_latency_s: float | None = None  # round trip of the last successful request
+    response_timeout_s: float | None = None  # the (adaptive) timeout of the last request sent
+    bus_time_s: float = 0.0  # seconds of bus time its requests took, answered or not (a counter)
     last_error: str = ""
     requests: RequestCounters = field(default_factory=RequestCounters)
 
@@ -53,10 +55,32 @@ class BusMetrics:
     overruns: int = 0  # cycles that took longer than the poll interval
     last_cycle_s: float | None = None
     last_latency_s: float | None = None
+    learned_timeout_s: float | None = None  # what a device that never answered waits beyond the wire time
     requests: RequestCounters = field(default_factory=RequestCounters)
+
+
+@dataclass(slots=True)
+class BusFaultMetrics:
+    """Correlated failures of one bus (see edge.correlation)."""
+
+    bus: str
+    silent: bool = False  # every device of the bus is failing
+    fault_active: bool = False  # bus_offline raised and not cleared
+    held: bool = False  # bus_offline held back under store_power_loss
+    devices_held: int = 0  # device_offline faults held back under this bus
+    faults_raised: int = 0  # bus_offline raises sent
+
+
+@dataclass(slots=True)
+class StoreFaultMetrics:
+    power_loss_active: bool = False  # store_power_loss raised and not cleared
+    power_losses: int = 0  # store_power_loss raises sent
+    devices_held: int = 0  # device_offline faults held back directly under the store fault
 
 
 @dataclass(frozen=True, slots=True)
 class EdgeMetrics:
     buses: tuple[BusMetrics, ...]
     devices: tuple[DeviceMetrics, ...]
+    bus_faults: tuple[BusFaultMetrics, ...] = ()
+    store: StoreFaultMetrics | None = None

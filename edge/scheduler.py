@@ -4,13 +4,18 @@ A cycle polls, in order, every device that is not in backoff; the next cycle sta
 poll interval after this one started, or at once when this one overran (no backlog, no
 catch-up burst). A device that fails is retried at most once (RTU, and only while it was
 healthy), then backs off exponentially with jitter: a dead device costs one short probe
-per backoff period and never holds up the others for more than one timeout.
+per backoff period and never holds up the others for more than one timeout. The backoff
+unit is the poll interval, or the last cycle's duration when cycles overrun the interval.
 
 A poll is all of a device's planned reads; the first failed read (timeout, bad frame,
 Modbus exception, link down) ends it as a failed poll, and the device keeps its last
 readings until it is declared offline. One exception to that: a coalesced read that
 bridges unused registers and gets "illegal data address" is split, for good, into reads
 without gaps (some devices refuse reads that touch unmapped registers).
+
+How long a request waits is learned per device and per bus (``edge.timeouts``): about as
+long as the device, or before its first answer its bus, usually takes, never more than the
+profile's timeout, and the full timeout before a device is declared offline.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from edge.errors import BadCrc, BadFrame, DeviceException, DeviceTimeout, LinkDo
 from edge.metrics import BusMetrics, RequestCounters
 from edge.model import FaultChange, PointReading
 from edge.planner import ReadBlock
+from edge.timeouts import ResponseTimer, TimeoutSettings, full_timeout_due
 from edge.transport.base import Transport
+from edge.transport.serial import SerialRtuTransport
 from protocols.modbus.errors import ModbusError
 from protocols.modbus.pdu import parse_read_response
 
@@ -35,6 +42,10 @@ from protocols.modbus.pdu import parse_read_response
 class SchedulerSettings:
     backoff_max_s: float = 60.0  # longest wait between probes of a dead device
     jitter: float = 0.2  # backoff periods are shortened by up to this fraction, at random
+    timeouts: TimeoutSettings = TimeoutSettings()  # adaptive response timeouts
+    # Back off in units of the real cycle when cycles overrun the poll interval (a full bus):
+    # "skip 1, 2, 4... cycles", not waits shorter than one cycle that skip nothing.
+    backoff_per_cycle: bool = True
 
 
 # Told about every poll with the fault changes it caused; the Edge forwards them to its sink.
@@ -61,6 +72,7 @@ class BusScheduler:
         retries: int,
         settings: SchedulerSettings | None = None,
         rng: random.Random | None = None,
+        baudrate: int | None = None,
     ) -> None:
         self.metrics = bus
         self.devices = devices
@@ -70,6 +82,9 @@ class BusScheduler:
         self._retries = retries
         self._settings = settings or SchedulerSettings()
         self._rng = rng or random.Random()
+        self.timer = ResponseTimer(  # baudrate: None unless a serial line
+            baudrate, self._settings.timeouts, transport_adds_wire=isinstance(transport, SerialRtuTransport)
+        )
 
     @property
     def name(self) -> str:
@@ -94,6 +109,7 @@ class BusScheduler:
                 device.skipped()
                 continue
             await self.poll(device)
+        self.metrics.learned_timeout_s = self.timer.bus_timeout()
 
     async def poll(self, device: DeviceRuntime) -> None:
         readings: dict[str, PointReading] = {}
@@ -101,9 +117,10 @@ class BusScheduler:
             for block in device.plan:
                 readings.update((r.point, r) for r in await self._read_block(device, block))
         except TransportError as exc:
-            backoff = backoff_delay(
-                device.metrics.consecutive_failures + 1, self.metrics.poll_interval_s, self._settings, self._rng
-            )
+            period = self.metrics.poll_interval_s
+            if self._settings.backoff_per_cycle and self.metrics.last_cycle_s is not None:
+                period = max(period, self.metrics.last_cycle_s)
+            backoff = backoff_delay(device.metrics.consecutive_failures + 1, period, self._settings, self._rng)
             changes = device.poll_failed(exc, self._clock.monotonic(), self._clock.now(), backoff)
         else:
             changes = device.poll_succeeded(readings, self._clock.monotonic(), self._clock.now())
@@ -123,29 +140,44 @@ class BusScheduler:
     async def _read(self, device: DeviceRuntime, block: ReadBlock) -> list[int]:
         attempts = 1 + (self._retries if device.metrics.consecutive_failures == 0 else 0)
         request = block.request_pdu()
+        timer = self.timer
+        full = full_timeout_due(
+            offline=device.offline,
+            consecutive_failures=device.metrics.consecutive_failures,
+            after_failures=device.profile.offline.after_failures,
+            full_every=timer.settings.full_every,
+        )
         for attempt in range(attempts):
+            timeout = timer.timeout(device.id, request, device.timeout_s, full=full, offline=device.offline)
+            device.metrics.response_timeout_s = timeout
             counters = (device.metrics.requests, self.metrics.requests)
             _count(counters, "requests")
             if attempt:
                 _count(counters, "retries")
             started = self._clock.monotonic()
             try:
-                response = await self._transport.request(device.unit, request, device.timeout_s)
+                response = await self._transport.request(device.unit, request, timeout)
                 try:
                     values = parse_read_response(block.table, block.count, response)
                 except ModbusError as exc:
                     raise BadFrame(f"unit {device.unit}: {exc}") from exc
             except (DeviceTimeout, BadFrame) as exc:
+                device.metrics.bus_time_s += self._clock.monotonic() - started
                 _count(counters, _counter_name(exc))
+                if isinstance(exc, DeviceTimeout):
+                    timer.timed_out(device.id)
                 if attempt + 1 < attempts:
                     continue
                 raise
             except (DeviceException, LinkDown) as exc:
+                device.metrics.bus_time_s += self._clock.monotonic() - started
                 _count(counters, _counter_name(exc))
                 raise
             _count(counters, "responses")
             latency = self._clock.monotonic() - started
             device.metrics.last_latency_s = self.metrics.last_latency_s = latency
+            device.metrics.bus_time_s += latency
+            timer.answered(device.id, request, latency)
             return values
         raise AssertionError("unreachable: the last attempt returns or raises")
 

@@ -22,8 +22,9 @@ G = "storeguard_gateway_"
 O = "storeguard_outbox_"  # the end-to-end tests read storeguard_outbox_depth and storeguard_outbox_faults
 EDGE_GAUGES = {
     "online", "consecutive_failures", "consecutive_successes", "reads_per_poll", "in_backoff", "backoff_s",
-    "last_latency_s", "last_cycle_s", "poll_interval_s", "unit",
+    "last_latency_s", "last_cycle_s", "poll_interval_s", "unit", "devices_held",
 }
+EDGE_FLOAT_COUNTERS = {"bus_time_s"}  # seconds that only grow
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,11 @@ def _edge(p: PromText, edge: EdgeMetrics) -> None:
     for device in edge.devices:
         _fields(p, "storeguard_edge_device_", device,
                 {"device": device.device_id, "bus": device.bus, "model": device.device_model})
+    # correlated failures: storeguard_edge_bus_fault_{silent,fault_active,held,devices_held,faults_raised_total}
+    for bus_fault in edge.bus_faults:
+        _fields(p, "storeguard_edge_bus_fault_", bus_fault, {"bus": bus_fault.bus})
+    if edge.store is not None:  # storeguard_edge_store_{power_loss_active,power_losses_total,devices_held}
+        _fields(p, "storeguard_edge_store_", edge.store, {})
 
 
 def _fields(p: PromText, prefix: str, obj: Any, labels: dict[str, str]) -> None:
@@ -125,6 +131,6 @@ def _fields(p: PromText, prefix: str, obj: Any, labels: dict[str, str]) -> None:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             _fields(p, f"{prefix}{f.name}_", value, labels)
         elif isinstance(value, bool | int | float) and f.name not in labels and f.name != "unit":
-            gauge = f.name in EDGE_GAUGES or isinstance(value, bool | float)
+            gauge = f.name in EDGE_GAUGES or (isinstance(value, bool | float) and f.name not in EDGE_FLOAT_COUNTERS)
             name = prefix + f.name + ("" if gauge else "_total")
             p.add(name, "gauge" if gauge else "counter", f"edge {f.name.replace('_', ' ')}", value, labels)

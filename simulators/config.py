@@ -16,9 +16,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from device_profiles.loader import ProfileError, ProfileRegistry
+from device_profiles.schema import DeviceProfile
 from simulators.errors import FaultError, SimulatorConfigError
 from simulators.faults import Fault, check_exception_code, faults_for_kind
 from simulators.lane import LaneParams
+from simulators.peripherals.faults import peripheral_faults
+from simulators.ups import UpsParams
 from simulators.thermal import ThermalParams
 
 DeviceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
@@ -44,6 +47,7 @@ class DeviceSpec(_Strict):
     setpoint: float | None = None  # refrigeration controllers: initial setpoint, °C
     thermal: ThermalParams | None = None  # refrigeration controllers: case and controller parameters
     lane: LaneParams | None = None  # self-checkout lanes: customer cycle
+    ups: UpsParams | None = None  # UPSs: load, battery runtime, low-battery levels
     initial: dict[str, InitialValue] = Field(default_factory=dict)  # points no model writes, e.g. machine_on
 
 
@@ -81,7 +85,53 @@ class TcpBusSpec(_Strict):
     devices: Annotated[list[DeviceSpec], Field(min_length=1)]
 
 
-BusSpec = Annotated[RtuBusSpec | TcpBusSpec, Field(discriminator="transport")]
+class PeripheralDeviceSpec(_Strict):
+    """A serial POS peripheral: `unit` is the ccTalk address (a printer has no address: 1)."""
+
+    id: DeviceId
+    unit: Annotated[int, Field(ge=1, le=255)] = 1
+    profile: str
+
+
+class EscPosBusSpec(_Strict):
+    """One ESC/POS receipt printer served on a pseudo-terminal symlinked at `link`."""
+
+    name: BusName
+    transport: Literal["escpos"]
+    link: Path
+    devices: Annotated[list[PeripheralDeviceSpec], Field(min_length=1, max_length=1)]
+
+    @field_validator("link")
+    @classmethod
+    def _link_base(cls, link: Path, info: ValidationInfo) -> Path:
+        return _relative_to_config(link, info)
+
+
+class CcTalkBusSpec(_Strict):
+    """ccTalk devices on a pseudo-terminal; `echo` writes every host byte back like a real bus."""
+
+    name: BusName
+    transport: Literal["cctalk"]
+    link: Path
+    echo: bool = False
+    devices: Annotated[list[PeripheralDeviceSpec], Field(min_length=1)]
+
+    @field_validator("link")
+    @classmethod
+    def _link_base(cls, link: Path, info: ValidationInfo) -> Path:
+        return _relative_to_config(link, info)
+
+    @model_validator(mode="after")
+    def _addresses(self) -> Self:
+        for device in self.devices:
+            if device.unit == 1:
+                raise ValueError(f"device {device.id!r}: ccTalk address 1 is the host's")
+        return self
+
+
+ModbusBusSpec = RtuBusSpec | TcpBusSpec
+PeripheralBusSpec = EscPosBusSpec | CcTalkBusSpec
+BusSpec = Annotated[RtuBusSpec | TcpBusSpec | EscPosBusSpec | CcTalkBusSpec, Field(discriminator="transport")]
 
 
 class ControlSpec(_Strict):
@@ -127,16 +177,16 @@ class SimulatorConfig(_Strict):
         names = [b.name for b in self.buses]
         if len(names) != len(set(names)):
             raise ValueError(f"bus names must be unique: {sorted({n for n in names if names.count(n) > 1})}")
-        ids = [d.id for _, d in self.device_specs()]
+        ids = [d.id for _, d in self.device_specs()] + [d.id for _, d in self.peripheral_specs()]
         if len(ids) != len(set(ids)):
             raise ValueError(f"device ids must be unique: {sorted({i for i in ids if ids.count(i) > 1})}")
         for bus in self.buses:
             units = [d.unit for d in bus.devices]
             if len(units) != len(set(units)):
                 raise ValueError(f"bus {bus.name!r}: two devices share a unit id")
-        links = [b.link for b in self.buses if isinstance(b, RtuBusSpec)]
+        links = [b.link for b in self.buses if isinstance(b, RtuBusSpec | EscPosBusSpec | CcTalkBusSpec)]
         if len(links) != len(set(links)):
-            raise ValueError("two rtu buses share a link path")
+            raise ValueError("two serial buses share a link path")
         endpoints = [(b.host, b.port) for b in self.buses if isinstance(b, TcpBusSpec) and b.port]
         if len(endpoints) != len(set(endpoints)):
             raise ValueError("two tcp buses share a host and port")
@@ -145,10 +195,32 @@ class SimulatorConfig(_Strict):
                 raise ValueError(f"scenario[{i}]: unknown device {step.device!r}")
         return self
 
-    def device_specs(self) -> Iterator[tuple[BusSpec, DeviceSpec]]:
+    def device_specs(self) -> Iterator[tuple[ModbusBusSpec, DeviceSpec]]:
+        """The Modbus devices (RTU and TCP buses); see `peripheral_specs` for the others."""
         for bus in self.buses:
-            for device in bus.devices:
-                yield bus, device
+            if isinstance(bus, RtuBusSpec | TcpBusSpec):
+                for device in bus.devices:
+                    yield bus, device
+
+    def peripheral_specs(self) -> Iterator[tuple[PeripheralBusSpec, PeripheralDeviceSpec]]:
+        """The serial POS peripherals (escpos and cctalk buses)."""
+        for bus in self.buses:
+            if isinstance(bus, EscPosBusSpec | CcTalkBusSpec):
+                for device in bus.devices:
+                    yield bus, device
+
+    def _check_peripherals(self, registry: ProfileRegistry, kinds: dict[str, str]) -> set[str]:
+        """Each peripheral's profile speaks its bus's protocol; returns the peripherals' ids."""
+        for bus, spec in self.peripheral_specs():
+            where = f"buses[{bus.name}].devices[{spec.id}].profile"
+            if spec.profile not in registry:
+                known = ", ".join(registry.models())
+                raise ValueError(f"{where}: unknown device profile {spec.profile!r} (known: {known})")
+            profile = registry.get(spec.profile)
+            if profile.protocol != bus.transport:
+                raise ValueError(f"{where}: profile {profile.model} speaks {profile.protocol}, not {bus.transport}")
+            kinds[spec.id] = profile.kind
+        return {spec.id for _, spec in self.peripheral_specs()}
 
     def check_profiles(self, registry: ProfileRegistry) -> None:
         """Check what only the profiles know. Raises ValueError('<where>: <reason>')."""
@@ -160,6 +232,8 @@ class SimulatorConfig(_Strict):
                     f"{where}.profile: unknown device profile {spec.profile!r} (known: {', '.join(registry.models())})"
                 )
             profile = registry.get(spec.profile)
+            if not isinstance(profile, DeviceProfile):
+                raise ValueError(f"{where}.profile: profile {profile.model} speaks {profile.protocol}, not modbus")
             kinds[spec.id] = profile.kind
             for name, value in spec.initial.items():
                 if name not in {p.name for p in profile.points}:
@@ -174,8 +248,12 @@ class SimulatorConfig(_Strict):
                 raise ValueError(f"{where}: 'setpoint' and 'thermal' apply to refrigeration controllers only")
             if profile.kind != "self_checkout_lane" and spec.lane is not None:
                 raise ValueError(f"{where}.lane: applies to self-checkout lanes only")
+            if profile.kind != "ups" and spec.ups is not None:
+                raise ValueError(f"{where}.ups: applies to UPSs only")
+        peripherals = self._check_peripherals(registry, kinds)
         for i, step in enumerate(self.scenario):
-            if step.fault not in faults_for_kind(kinds[step.device]):
+            kind = kinds[step.device]
+            if step.fault not in (peripheral_faults(kind) if step.device in peripherals else faults_for_kind(kind)):
                 raise ValueError(f"scenario[{i}].fault: {step.fault.value!r} does not apply to a {kinds[step.device]}")
 
     @classmethod
@@ -226,7 +304,7 @@ def _where(raw: Any, loc: tuple[int | str, ...]) -> str:
             else:
                 parts.append(index)
             node = item
-        elif isinstance(node, dict) and element not in node and element in ("rtu", "tcp"):
+        elif isinstance(node, dict) and element not in node and element in ("rtu", "tcp", "escpos", "cctalk"):
             continue  # pydantic's discriminator tag, not a field
         else:
             parts.append(str(element))

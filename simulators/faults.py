@@ -29,6 +29,10 @@ class Fault(StrEnum):
     STACKER_FULL = "stacker_full"
     LANE_DOWN = "lane_down"
     SCANNER_FAULT = "scanner_fault"
+    # UPS
+    ON_BATTERY = "on_battery"  # mains lost: the battery drains
+    REPLACE_BATTERY = "replace_battery"  # RB: a worn battery holding half its runtime
+    UPS_OVERLOAD = "overload"  # output load above 100 %
     # any device
     OFFLINE = "offline"  # stops answering
     GARBAGE = "garbage"  # answers with a bad CRC (RTU) or a corrupt MBAP header (TCP)
@@ -50,6 +54,7 @@ LANE_FAULTS = frozenset(
         Fault.SCANNER_FAULT,
     }
 )
+UPS_FAULTS = frozenset({Fault.ON_BATTERY, Fault.REPLACE_BATTERY, Fault.UPS_OVERLOAD})
 # Framing faults in the order they win when several are active.
 FRAMING_FAULTS = (Fault.TRUNCATED, Fault.GARBAGE, Fault.WRONG_UNIT)
 DEVICE_FAULTS = frozenset({Fault.OFFLINE, Fault.EXCEPTION, *FRAMING_FAULTS})
@@ -62,6 +67,8 @@ def faults_for_kind(kind: str) -> frozenset[Fault]:
         return REFRIGERATION_FAULTS | DEVICE_FAULTS
     if kind == "self_checkout_lane":
         return LANE_FAULTS | DEVICE_FAULTS
+    if kind == "ups":
+        return UPS_FAULTS | DEVICE_FAULTS
     return DEVICE_FAULTS
 
 

@@ -18,6 +18,7 @@ from simulators.errors import UnknownDeviceError
 from simulators.faults import ActiveFault, Fault
 from simulators.lane import LaneModel
 from simulators.thermal import RefrigerationModel
+from simulators.ups import UpsModel
 
 Clock = Callable[[], float]  # monotonic seconds
 
@@ -82,6 +83,8 @@ class Simulation:
                 model = RefrigerationModel(device, spec.thermal, setpoint_c=spec.setpoint)
             elif device.profile.kind == "self_checkout_lane":
                 model = LaneModel(device, spec.lane)
+            elif device.profile.kind == "ups":
+                model = UpsModel(device, spec.ups)
             simulation.add(device, bus=bus.name, model=model)
         return simulation
 
