@@ -33,9 +33,9 @@ Latency, two figures (both on this machine's one wall clock):
   in the batch, so the benchmark polls GET /api/state every 0.2 s to record every device's
   `read_at` (each lasts ~1 s, so none is missed) and pairs each point of a batch with its
   device's latest `read_at` not after the batch's `taken_at`. This is the figure comparable
-  to ThingsBoard's read-to-MQTT. It includes the wait between a poll and the next telemetry
-  tick (polls and the telemetry timer run on separate 1 s timers, so anywhere from 0 to about
-  1 s), which comes from the design, not from processing. It does not include the Modbus
+  to ThingsBoard's read-to-MQTT. It includes the wait for the rest of the poll cycle (the
+  batch is built once every online device has been polled again, so a value read early in
+  the cycle waits for its end: about half a cycle on average). It does not include the Modbus
   request's round trip before the response (about 1 ms per read here: a bus's cycle time / 50).
   The pairing is exact because the edge stores a device's snapshot in the same event-loop step
   that stamps its `read_at`. The /api/state polling costs the store CPU, which is why it runs

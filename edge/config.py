@@ -22,29 +22,41 @@ class _Strict(BaseModel):
 
 
 class RuleOverride(_Strict):
-    """Per-device changes to one of the profile's rules."""
+    """Per-device changes to one of the profile's rules (the numbers central may push). The
+    merged rule is validated again, so a field the rule's type does not take is refused."""
 
     limit: float | None = None
     clear: float | None = None
     delay_s: Annotated[float, Field(ge=0, le=86_400)] | None = None
     clear_delay_s: Annotated[float, Field(ge=0, le=86_400)] | None = None
     enabled: bool | None = None
+    window_s: Annotated[float, Field(gt=0, le=90 * 86_400)] | None = None  # rate, creep
+    baseline_s: Annotated[float, Field(gt=0, le=90 * 86_400)] | None = None  # creep
+    min_history_s: Annotated[float, Field(ge=0, le=90 * 86_400)] | None = None  # creep
+    max_interval_s: Annotated[float, Field(gt=0, le=90 * 86_400)] | None = None  # not_seen
 
 
 class DeviceConfig(_Strict):
     id: DeviceId
-    unit: Annotated[int, Field(ge=0, le=247)]
+    unit: Annotated[int, Field(ge=0, le=255)]  # Modbus 0..247 (checked per bus); ccTalk address 2..255
     profile: str
     location: Annotated[str, Field(max_length=200)] = ""
     rules: dict[str, RuleOverride] = Field(default_factory=dict)
 
 
+PERIPHERAL_TRANSPORTS = ("escpos", "cctalk")
+MODBUS_MAX_UNIT = 247
+
+
 class BusConfig(_Strict):
-    """One physical bus: a serial line (RTU), a TCP endpoint, or RTU tunnelled over TCP."""
+    """One physical bus: a serial line (RTU), a TCP endpoint, or RTU tunnelled over TCP; or a
+    serial POS peripheral port: `escpos` (one receipt printer, unit 1) or `cctalk` (devices
+    by ccTalk address in `unit`; `echo` says whether the line echoes the host's bytes)."""
 
     name: BusName
-    transport: Literal["rtu", "tcp", "rtu_over_tcp"]
-    port: str | None = None  # serial device path, for rtu
+    transport: Literal["rtu", "tcp", "rtu_over_tcp", "escpos", "cctalk"]
+    port: str | None = None  # serial device path, for rtu, escpos and cctalk
+    echo: Literal["auto", "on", "off"] = "auto"  # cctalk: a single-wire bus reads back each request
     serial: SerialSettings | None = None  # overrides the profiles' serial defaults
     host: str | None = None  # for tcp / rtu_over_tcp
     tcp_port: Annotated[int, Field(ge=1, le=65535)] | None = None
@@ -54,14 +66,28 @@ class BusConfig(_Strict):
 
     @model_validator(mode="after")
     def _endpoint(self) -> Self:
-        if self.transport == "rtu" and not self.port:
-            raise ValueError(f"bus {self.name!r}: an rtu bus needs 'port' (the serial device, e.g. /dev/ttyUSB0)")
+        if self.transport in ("rtu", *PERIPHERAL_TRANSPORTS) and not self.port:
+            raise ValueError(
+                f"bus {self.name!r}: an {self.transport} bus needs 'port' (the serial device, e.g. /dev/ttyUSB0)"
+            )
+        if self.transport != "cctalk" and self.echo != "auto":
+            raise ValueError(f"bus {self.name!r}: 'echo' applies to cctalk buses only")
+        self._check_units()
         if self.transport in ("tcp", "rtu_over_tcp") and (not self.host or not self.tcp_port):
             raise ValueError(f"bus {self.name!r}: a {self.transport} bus needs 'host' and 'tcp_port'")
         units = [d.unit for d in self.devices]
         if len(units) != len(set(units)):
             raise ValueError(f"bus {self.name!r}: two devices share a unit id")
         return self
+
+    def _check_units(self) -> None:
+        for d in self.devices:
+            if self.transport == "escpos" and (d.unit != 1 or len(self.devices) != 1):
+                raise ValueError(f"bus {self.name!r}: an escpos port has one printer, with unit 1")
+            if self.transport == "cctalk" and d.unit < 2:
+                raise ValueError(f"bus {self.name!r}: device {d.id!r}: ccTalk address {d.unit} (1 is the host)")
+            if self.transport not in PERIPHERAL_TRANSPORTS and d.unit > MODBUS_MAX_UNIT:
+                raise ValueError(f"bus {self.name!r}: device {d.id!r}: Modbus unit {d.unit} is above 247")
 
 
 class EdgeConfig(_Strict):

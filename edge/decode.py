@@ -3,28 +3,79 @@
 Raw type, byte and word order, scale and offset come from the point. A sentinel (e.g.
 0x8000 = probe fault), a non-finite float or a value outside the plausible range gives
 quality BAD with the reason in ``detail``; an enum gives the state name; a bit gives a bool.
+
+The polling hot path decodes through ``point_decoder``: everything a point's decoding
+depends on is looked up once, when the read is planned, so a read's words are decoded
+once each with no per-point branching on the profile. ``decode_point`` is the reference
+(and the path of 32-bit and bit points); the golden tests hold both to the same results.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from device_profiles.schema import Point
 from edge.model import PointReading
-from edge.planner import ReadBlock
 from protocols.modbus.registers import ByteOrder, RawType, decode_words
 from protocols.mqtt.messages import Quality
 
+if TYPE_CHECKING:
+    from edge.planner import ReadBlock
+
 _SINGLE = (RawType.INT16, RawType.UINT16)
+_GOOD, _BAD = Quality.GOOD, Quality.BAD
+
+# Decodes one point from a read's values; the int is the index of the point's first item.
+PointDecoder = Callable[[Sequence[int], int], PointReading]
 
 
 def decode_block(block: ReadBlock, values: Sequence[int]) -> list[PointReading]:
     """Readings of every point of ``block`` from the ``values`` (words or 0/1 bits) it returned."""
     if len(values) != block.count:
         raise ValueError(f"block of {block.count} items got {len(values)} values")
-    base = block.address
-    return [decode_point(point, values, point.address - base) for point in block.points]
+    return [decode(values, start) for start, decode in block.decoders]
+
+
+def point_decoder(point: Point) -> PointDecoder:
+    """A decoder of ``point`` that gives exactly what ``decode_point`` gives, faster.
+
+    Single-register numbers (nearly every point of a refrigeration controller) get a
+    specialised closure; bits and 32-bit values use ``decode_point``."""
+    if point.table.is_bit or point.bit is not None or point.type not in _SINGLE:
+        return lambda values, start: decode_point(point, values, start)
+    name, unit = point.name, point.unit
+    signed = point.type is RawType.INT16
+    swap = point.byte_order is not ByteOrder.BIG
+    sentinels: dict[int, str] = {}
+    for sentinel, meaning in point.sentinels.items():  # the first listed wins, as in decode_point
+        sentinels.setdefault(sentinel & 0xFFFF, meaning)
+    enum = dict(point.enum)
+    scale, offset = point.scale, point.offset
+    unscaled = scale == 1 and offset == 0
+    bounded = point.plausible is not None
+    low, high = (point.plausible.min, point.plausible.max) if point.plausible is not None else (0.0, 0.0)
+
+    def decode(values: Sequence[int], start: int) -> PointReading:
+        pattern = values[start]
+        if swap:
+            pattern = ((pattern & 0xFF) << 8) | (pattern >> 8)
+        raw = pattern - 0x10000 if signed and pattern & 0x8000 else pattern
+        if sentinels and pattern in sentinels:
+            return PointReading(name, None, _BAD, unit, raw=raw, detail=sentinels[pattern])
+        if enum:
+            state = enum.get(raw)
+            if state is None:
+                return PointReading(name, f"unknown_{raw}", _GOOD, unit, raw=raw, detail="not in enum")
+            return PointReading(name, state, _GOOD, unit, raw=raw)
+        value: int | float = raw if unscaled else round(raw * scale + offset, 10)
+        if bounded and not low <= value <= high:
+            detail = f"implausible: {value} outside {low}..{high}"
+            return PointReading(name, value, _BAD, unit, raw=raw, detail=detail)
+        return PointReading(name, value, _GOOD, unit, raw=raw)
+
+    return decode
 
 
 def decode_point(point: Point, values: Sequence[int], start: int = 0) -> PointReading:
@@ -35,7 +86,7 @@ def decode_point(point: Point, values: Sequence[int], start: int = 0) -> PointRe
     if point.bit is not None:
         return PointReading(point.name, bool((first >> point.bit) & 1), Quality.GOOD, point.unit, raw=first)
     raw: int | float
-    if point.type in _SINGLE:  # the common case, decoded once without struct
+    if point.type in _SINGLE:
         pattern = first if point.byte_order is ByteOrder.BIG else ((first & 0xFF) << 8) | (first >> 8)
         raw = pattern - 0x10000 if point.type is RawType.INT16 and pattern & 0x8000 else pattern
         mask = 0xFFFF

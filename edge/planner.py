@@ -5,14 +5,18 @@ into one read, bridging unused gaps of up to ``max_gap`` registers (or bits) and
 reading more than the protocol limit (125 registers / 2000 bits) or the profile's
 ``max_registers_per_read`` / ``max_bits_per_read``. Bit-in-register points share the read
 of their register.
+
+A block carries what polling it needs, worked out once here rather than on every poll: its
+request PDU and one decoder per point (``edge.decode.point_decoder``) with its offset.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from device_profiles.schema import ModbusSettings, Point
+from edge.decode import PointDecoder, point_decoder
 from protocols.modbus.pdu import MAX_READ_BITS, MAX_READ_REGISTERS, Table, build_read_request
 
 _TABLE_ORDER = (Table.COIL, Table.DISCRETE, Table.HOLDING, Table.INPUT)
@@ -26,6 +30,14 @@ class ReadBlock:
     address: int
     count: int
     points: tuple[Point, ...]
+    # (index of the point's first item in the read, its decoder), in the order of ``points``
+    decoders: tuple[tuple[int, PointDecoder], ...] = field(init=False, repr=False, compare=False)
+    _request: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_request", build_read_request(self.table, self.address, self.count))
+        decoders = tuple((point.address - self.address, point_decoder(point)) for point in self.points)
+        object.__setattr__(self, "decoders", decoders)
 
     @property
     def end(self) -> int:
@@ -33,7 +45,7 @@ class ReadBlock:
         return self.address + self.count - 1
 
     def request_pdu(self) -> bytes:
-        return build_read_request(self.table, self.address, self.count)
+        return self._request
 
 
 def read_cap(table: Table, modbus: ModbusSettings) -> int:

@@ -10,6 +10,13 @@ Rule state survives a restart: ``restored_faults`` (the faults still open downst
 into ACTIVE without a report, so a fault that recovered while the store was down is
 cleared by the first readings that say so. A restored fault that no longer matches the
 config (device removed, rule disabled or renamed) is reported cleared when ``run()`` starts.
+``restored_rule_state`` (what ``rule_state()`` returned before) resumes the rest: pending
+delays, not_seen / creep / rate memory and suppression windows.
+
+Every poll's fault changes pass through ``edge.correlation.Correlator`` on their way to the
+sink: a bus gone silent as a whole is one ``bus_offline``, a store without power one
+``store_power_loss``, and the device_offline faults under them are held back. Those two
+resume after a restart like the rest.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import asyncio
 import copy
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -28,12 +35,14 @@ from types import TracebackType
 from device_profiles.loader import ProfileRegistry
 from device_profiles.schema import DeviceProfile
 from edge.clock import Clock, SystemClock
-from edge.config import BusConfig, EdgeConfig
+from edge.config import PERIPHERAL_TRANSPORTS, BusConfig, EdgeConfig, RuleOverride
+from edge.correlation import Correlator
 from edge.device import OFFLINE_FAULT, DeviceRuntime
 from edge.errors import EdgeConfigError
 from edge.metrics import BusMetrics, EdgeMetrics
 from edge.model import DeviceSnapshot, EdgeSink, FaultChange
-from edge.rules import DeviceRules, Evidence
+from edge.peripherals import PeripheralDevice, PeripheralTransportFactory, build_peripheral_bus, default_byte_transport
+from edge.rules import DeviceRules, Evidence, effective_rules
 from edge.scheduler import BusScheduler, SchedulerSettings
 from edge.transport.factory import TransportFactory, default_transport_factory, serial_settings
 from protocols.mqtt.messages import FaultState
@@ -57,11 +66,17 @@ class _Bus:
         )
 
 
+def _baudrate(bus: _Bus) -> int | None:
+    """The serial line's baud rate; None where the edge does not drive the line itself."""
+    return serial_settings(bus.config, bus.profiles).baudrate if bus.config.transport == "rtu" else None
+
+
 class Gone(StrEnum):
     """Why a restored fault matches nothing in the config any more."""
 
     DEVICE_REMOVED = "device_removed"
     RULE_REMOVED = "rule_removed"  # disabled, renamed, or not in the device's profile
+    NO_LONGER_APPLIES = "no_longer_applies"  # a bus/store fault whose bus (or UPS) is not configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +88,8 @@ class _GoneFault:
         raised = self.raised
         if self.reason is Gone.DEVICE_REMOVED:
             detail = f"device {raised.device_id!r} is no longer configured"
+        elif self.reason is Gone.NO_LONGER_APPLIES:
+            detail = f"{raised.fault_code} of {raised.device_id!r} no longer matches the configured buses"
         else:
             detail = f"device {raised.device_id!r} has no enabled rule {raised.fault_code!r} any more"
         evidence: Evidence = {
@@ -95,6 +112,8 @@ class Edge:
         scheduler_settings: SchedulerSettings | None = None,
         rng: random.Random | None = None,
         restored_faults: Iterable[FaultChange] = (),
+        restored_rule_state: Mapping[str, Mapping[str, object]] | None = None,
+        peripheral_transport_factory: PeripheralTransportFactory | None = None,
     ) -> None:
         self._config = config
         self._sink = sink
@@ -102,8 +121,16 @@ class Edge:
         self._factory = transport_factory or default_transport_factory
         self._settings = scheduler_settings or SchedulerSettings()
         self._rng = rng or random.Random()
-        self._buses = [self._build_bus(bus, registry) for bus in config.buses]
+        modbus_buses = [b for b in config.buses if b.transport not in PERIPHERAL_TRANSPORTS]
+        self._buses = [self._build_bus(bus, registry) for bus in modbus_buses]
+        # escpos / cctalk ports (edge.peripherals): polled by their own loop, same sink and health rules
+        self._peripherals = [
+            build_peripheral_bus(b, registry) for b in config.buses if b.transport in PERIPHERAL_TRANSPORTS
+        ]
+        self._byte_factory = peripheral_transport_factory or default_byte_transport
+        self._correlator = Correlator([(bus.metrics, bus.devices) for bus in self._buses])  # bus/store faults
         self._gone = self._restore(restored_faults)  # reported cleared when run() starts
+        self._import_rule_state(restored_rule_state or {})  # after the faults: pending timers, baselines
         self._schedulers: list[BusScheduler] = []
         self._stack: AsyncExitStack | None = None
 
@@ -127,8 +154,14 @@ class Edge:
                     retries=RETRIES[bus.config.transport],
                     settings=self._settings,
                     rng=self._rng,
+                    baudrate=_baudrate(bus),  # the adaptive timeouts' wire-time floor
                 )
                 schedulers.append(scheduler)
+            for peripheral in self._peripherals:
+                byte_transport = self._byte_factory(peripheral.config, peripheral.serial)
+                await byte_transport.open()
+                stack.push_async_callback(byte_transport.close)
+                peripheral.transport = byte_transport
             self._schedulers = schedulers
             self._stack = stack.pop_all()
         return self
@@ -156,29 +189,83 @@ class Edge:
                 group.create_task(self._clear_gone(), name="edge-clear-gone")  # starts first
             for scheduler in self._schedulers:
                 group.create_task(scheduler.run(), name=f"edge-bus-{scheduler.name}")
+            for peripheral in self._peripherals:
+                group.create_task(peripheral.run(self._clock, self._polled), name=f"edge-bus-{peripheral.name}")
 
     # --- state for the gateway ---------------------------------------------------------------
 
     def snapshots(self) -> list[DeviceSnapshot]:
-        return [device.snapshot() for bus in self._buses for device in bus.devices]
+        return [device.snapshot() for device in self._all_devices()]
 
     def active_faults(self) -> list[FaultChange]:
         """The raise of every fault active now, device_offline included."""
-        return [fault for bus in self._buses for device in bus.devices for fault in device.active_faults()]
+        device_faults = [fault for device in self._all_devices() for fault in device.active_faults()]
+        return self._correlator.active_faults(device_faults)  # held device_offline out, bus/store faults in
+
+    def rule_state(self) -> dict[str, dict[str, object]]:
+        """Per device id, its rules' state for a restart (``DeviceRules.export_state``): JSON-able,
+        times as wall-clock stamps. Hand it back as ``restored_rule_state``."""
+        now, at = self._clock.monotonic(), self._clock.now()
+        return {device.id: device.rules.export_state(now, at) for bus in self._buses for device in bus.devices}
+
+    def _import_rule_state(self, saved: Mapping[str, Mapping[str, object]]) -> None:
+        devices = {device.id: device for bus in self._buses for device in bus.devices}
+        now, at = self._clock.monotonic(), self._clock.now()
+        for device_id, state in saved.items():
+            device = devices.get(device_id)
+            if device is None:
+                logger.warning("saved rule state of device %r ignored: the device is no longer configured", device_id)
+            else:
+                device.rules.import_state(state, now, at)
+
+    def _all_devices(self) -> list[DeviceRuntime | PeripheralDevice]:
+        modbus: list[DeviceRuntime | PeripheralDevice] = [d for bus in self._buses for d in bus.devices]
+        return modbus + [d for bus in self._peripherals for d in bus.devices]
 
     def metrics(self) -> EdgeMetrics:
         """A copy of every counter, per bus and per device."""
         return EdgeMetrics(
-            buses=tuple(copy.deepcopy(bus.metrics) for bus in self._buses),
-            devices=tuple(copy.deepcopy(d.metrics) for bus in self._buses for d in bus.devices),
+            buses=tuple(
+                copy.deepcopy(m) for m in [*(b.metrics for b in self._buses), *(p.metrics for p in self._peripherals)]
+            ),
+            devices=tuple(copy.deepcopy(d.metrics) for d in self._all_devices()),
+            bus_faults=self._correlator.bus_metrics(),
+            store=self._correlator.store_fault_metrics(),
         )
+
+    def reconfigure(self, overrides: Mapping[str, Mapping[str, RuleOverride]]) -> list[FaultChange]:
+        """Replace the rule overrides of the devices named (a desired config from central), atomically.
+
+        Every named device's effective rules are built first: an unknown device or an invalid
+        override raises EdgeConfigError and nothing changes. Then each device's rules are
+        swapped in (``DeviceRules.reconfigure``: a kept rule keeps its state under the new
+        limits). Returns the "cleared" changes of active faults whose rule was removed or
+        disabled; the caller hands them to the sink. Modbus devices only: a serial peripheral's
+        conditions are not reconfigured at run time.
+        """
+        devices = {device.id: device for bus in self._buses for device in bus.devices}
+        planned = []
+        for device_id, rules in overrides.items():
+            device = devices.get(device_id)
+            if device is None:
+                raise EdgeConfigError(f"device {device_id!r}: not a Modbus device of this store; nothing changed")
+            config = device.config.model_copy(update={"rules": dict(rules)})
+            planned.append((device, config, effective_rules(device.profile, config)))
+        now, at = self._clock.monotonic(), self._clock.now()
+        changes: list[FaultChange] = []
+        for device, config, rules in planned:
+            changes.extend(device.rules.reconfigure(rules, now, at))
+            device.config = config
+        return changes
 
     async def _clear_gone(self) -> None:
         while self._gone:
             await self._sink.fault_changed(self._gone[0].cleared(self._clock.now()))
             self._gone.pop(0)  # only once the sink has it
 
-    async def _polled(self, device: DeviceRuntime, changes: list[FaultChange]) -> None:
+    async def _polled(self, device: DeviceRuntime | PeripheralDevice, changes: list[FaultChange]) -> None:
+        if isinstance(device, DeviceRuntime):  # a silent bus or store: one fault (edge.correlation)
+            changes = self._correlator.polled(device, changes, self._clock.monotonic(), self._clock.now())
         for change in changes:
             await self._sink.fault_changed(change)
         await self._sink.device_polled(device.snapshot())
@@ -188,7 +275,7 @@ class Edge:
     def _restore(self, faults: Iterable[FaultChange]) -> list[_GoneFault]:
         """Put every restored open fault back into its state machine; return those that match
         nothing in the config any more."""
-        devices = {device.id: device for bus in self._buses for device in bus.devices}
+        devices = {device.id: device for device in self._all_devices()}
         now, at = self._clock.monotonic(), self._clock.now()
         restored, gone = 0, []
         for fault in faults:
@@ -196,7 +283,13 @@ class Edge:
                 continue  # not open: nothing to resume
             device = devices.get(fault.device_id)
             since = now - max(0.0, (at - fault.occurred_at).total_seconds())  # durations span the restart
-            if device is None:
+            correlated = self._correlator.restore(fault, since)  # bus_offline / store_power_loss
+            if correlated is not None:
+                if correlated:
+                    restored += 1
+                else:
+                    gone.append(_GoneFault(fault, Gone.NO_LONGER_APPLIES))
+            elif device is None:
                 gone.append(_GoneFault(fault, Gone.DEVICE_REMOVED))
             elif device.restore(fault, since):
                 restored += 1
@@ -221,8 +314,11 @@ class Edge:
                 known = ", ".join(registry.models()) or "none"
                 raise EdgeConfigError(f"{where}: unknown device profile {config.profile!r} (known: {known})")
             profile = registry.get(config.profile)
-            if profile.protocol != "modbus":
-                raise EdgeConfigError(f"{where}: profile {profile.model} speaks {profile.protocol}, not modbus")
+            if not isinstance(profile, DeviceProfile) or profile.protocol != "modbus":
+                raise EdgeConfigError(
+                    f"{where}: profile {profile.model} speaks {profile.protocol}, not modbus "
+                    f"(put it on an escpos or cctalk bus)"
+                )
             if bus.transport != "tcp" and config.unit == 0:
                 raise EdgeConfigError(f"{where}: unit 0 is the RTU broadcast address; devices never answer it")
             if any(rule.code == OFFLINE_FAULT for rule in profile.rules):

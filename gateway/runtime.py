@@ -11,22 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 
 from pydantic import ValidationError
 
 from device_profiles import ProfileRegistry
 from edge.clock import Clock, SystemClock
+from edge.config import EdgeConfig
 from edge.metrics import EdgeMetrics
 from edge.model import FaultChange
 from gateway.config import StoreConfig, load_registry
+from gateway.desired_config import DesiredConfigHandler, Reconfigurable
 from gateway.downlink import DownlinkHandler
-from gateway.edge_port import EdgeFactory, EdgeRunner, real_edge
+from gateway.edge_port import EdgeFactory, EdgeRunner, build_edge, real_edge, rule_state_of
 from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
 from gateway.mqtt import MqttSession
 from gateway.outbox import Outbox
+from gateway.rule_state import SAVE_INTERVAL_S, RuleStateStore
 from gateway.sender import OutboxSender
 from gateway.sink import StoreSink
 from gateway.storage import StoreDatabase
@@ -52,7 +55,9 @@ async def run_store(config: StoreConfig, *, ready: asyncio.Event | None = None,
     """Run one store until cancelled. `ready` is set once the store page listens; pass a
     `StoreReady` to learn its URL. `edge_factory(edge_config, registry, sink, clock,
     restored_faults)` defaults to `edge.runtime.Edge`; `restored_faults` are the faults still
-    open in the store database, which the edge resumes (or clears) after a restart."""
+    open in the store database, which the edge resumes (or clears) after a restart. A factory that
+    takes the keyword `restored_rule_state` also gets the rule timers and baselines saved (every
+    minute and at shutdown) by the previous run."""
     await StoreGateway(config, edge_factory=edge_factory, clock=clock).run(ready=ready)
 
 
@@ -97,15 +102,23 @@ class StoreGateway:
                                   will=lambda: sink.health(online=False).to_bytes(), clock=clock,
                                   metrics=self.metrics)
             downlink = DownlinkHandler(store_id=config.store_id, tickets=tickets, metrics=self.metrics)
+            desired = DesiredConfigHandler(store_id=config.store_id, base=config.edge_config, registry=registry,
+                                           db=db, outbox=outbox, sink=sink, clock=clock, on_enqueued=sender.wake)
+            edge_config = desired.start()  # the desired config stored from central applies before the edge runs
             async with AsyncExitStack() as stack:
                 await stack.enter_async_context(session)
                 stack.push_async_callback(self._say_goodbye, session, sink)
-                edge = self._build_edge(registry, sink, sink.open_faults.restore())
+                rule_states = RuleStateStore(db, clock)
+                edge = self._build_edge(edge_config, registry, sink, sink.open_faults.restore(), rule_states.load())
+                save_rule_state = _rule_state_saver(edge, rule_states)
+                if save_rule_state is not None:  # at shutdown, after the edge has stopped
+                    stack.callback(_guarded, save_rule_state, "rule state at shutdown")
+                desired.attach(_reconfigurable(edge))
                 await stack.enter_async_context(edge)
                 sink.seed(edge.snapshots())
                 view = StoreView(config=config, sink=sink, outbox=outbox, sender=sender, tickets=tickets,
                                  metrics=self.metrics, link=session.status, edge_metrics=_edge_metrics(edge),
-                                 clock=clock)
+                                 clock=clock, config_status=desired.status)
                 app = create_app(view, store_id=config.store_id, store_name=config.name)
                 page = await stack.enter_async_context(StorePage(app, host=config.http.host, port=config.http.port))
                 self.url = page.url
@@ -117,15 +130,19 @@ class StoreGateway:
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(edge.run(), name="edge")
                     tasks.create_task(sender.run(session), name="outbox-sender")
-                    tasks.create_task(_consume_downlink(session, downlink), name="downlink")
+                    tasks.create_task(_consume_downlink(session, downlink, desired), name="downlink")
                     cycle_s = max(bus.poll_interval_s for bus in config.edge_config.buses)
                     tasks.create_task(_telemetry(clock, sink, config.telemetry_interval_s, cycle_s),
                                       name="telemetry-timer")
                     tasks.create_task(_every(clock, config.health_interval_s, sink.emit_health, "health"),
                                       name="health-timer")
+                    if save_rule_state is not None:
+                        tasks.create_task(_every(clock, SAVE_INTERVAL_S, save_rule_state, "rule state"),
+                                          name="rule-state-timer")
 
-    def _build_edge(self, registry: ProfileRegistry, sink: StoreSink, restored: list[FaultChange]) -> EdgeRunner:
-        return self._edge_factory(self.config.edge_config, registry, sink, self._clock, restored)
+    def _build_edge(self, edge_config: EdgeConfig, registry: ProfileRegistry, sink: StoreSink,
+                    restored: list[FaultChange], rule_state: Mapping[str, Mapping[str, object]]) -> EdgeRunner:
+        return build_edge(self._edge_factory, edge_config, registry, sink, self._clock, restored, rule_state)
 
     async def _say_goodbye(self, session: MqttSession, sink: StoreSink) -> None:
         """A graceful disconnect suppresses the will, so say offline ourselves (best effort)."""
@@ -149,10 +166,25 @@ def _edge_metrics(edge: EdgeRunner) -> Callable[[], EdgeMetrics | None]:
     return read
 
 
-async def _consume_downlink(session: MqttSession, handler: DownlinkHandler) -> None:
+def _rule_state_saver(edge: EdgeRunner, store: RuleStateStore) -> Callable[[], None] | None:
+    """Saves the edge's rule timers and baselines (`edge.runtime.Edge.rule_state()`); fakes may not have them."""
+    source = rule_state_of(edge)
+    return None if source is None else store.saver(source)
+
+
+def _reconfigurable(edge: EdgeRunner) -> Reconfigurable | None:
+    """The edge when it can take a new config while running (`edge.runtime.Edge`); fakes may not."""
+    return edge if callable(getattr(edge, "reconfigure", None)) else None  # type: ignore[return-value]
+
+
+async def _consume_downlink(session: MqttSession, handler: DownlinkHandler, desired: DesiredConfigHandler) -> None:
     while True:
         message = await session.downlink.get()
-        if handler.handle(message.topic, message.payload).ack:
+        if message.topic == desired.topic:
+            ack = await desired.handle(message.payload)
+        else:
+            ack = handler.handle(message.topic, message.payload).ack
+        if ack:
             session.ack(message)
 
 

@@ -14,8 +14,10 @@ import asyncio
 import functools
 import importlib.metadata
 import logging
+import math
 from collections.abc import Callable
 
+import pydantic_core
 from pydantic import ValidationError
 
 from edge.clock import Clock
@@ -108,6 +110,7 @@ class StoreSink:
         self.open_faults = OpenFaults(db)
         self._topics = {kind: topic(store_id, kind) for kind in TopicKind}
         self._warned_invalid = False
+        self._points = _TelemetryPoints()
 
     # -- EdgeSink ---------------------------------------------------------------------
     async def fault_changed(self, change: FaultChange) -> None:
@@ -164,14 +167,15 @@ class StoreSink:
         """Queue this cycle's TelemetryBatch (QoS 1, lowest priority); returns the points sent.
 
         A store with more than the contract's MAX_BATCH_POINTS sends several batches per cycle."""
-        points = [point for snapshot in self.snapshots() for point in _points(snapshot, self._metrics)]
+        points = [point for snapshot in self.snapshots() for point in self._points.of(snapshot, self._metrics)]
         taken_at = self._clock.now()
         for start in range(0, len(points), MAX_BATCH_POINTS):  # one batch, unless the store is huge
             chunk = points[start:start + MAX_BATCH_POINTS]
             with self._db.transaction():
-                batch = TelemetryBatch(store_id=self._store_id, seq=self._outbox.allocate_seq(),
-                                       taken_at=taken_at, points=chunk)
-                self._outbox.put(OutboxKind.TELEMETRY, self._topics[TopicKind.TELEMETRY], batch.to_bytes(), qos=1)
+                header = TelemetryBatch(store_id=self._store_id, seq=self._outbox.allocate_seq(),
+                                        taken_at=taken_at, points=[])
+                self._outbox.put(OutboxKind.TELEMETRY, self._topics[TopicKind.TELEMETRY],
+                                 _batch_bytes(header, chunk), qos=1)
             self._metrics.telemetry_batches += 1
         if points:
             self._on_enqueued()
@@ -214,17 +218,46 @@ def _fault_change(event: FaultEvent) -> FaultChange:
     )
 
 
-def _points(snapshot: DeviceSnapshot, metrics: GatewayMetrics) -> list[TelemetryPoint]:
-    """A device that is not answering reports every point as stale with no value."""
-    points = []
-    for r in snapshot.readings:
-        try:
-            points.append(TelemetryPoint(
-                device_id=snapshot.device_id, point=r.point,
-                value=r.value if snapshot.online else None,
-                quality=r.quality if snapshot.online else Quality.STALE,
-                unit=r.unit,
-            ))
-        except ValidationError:
-            metrics.telemetry_points_invalid += 1
-    return points
+class _TelemetryPoints:
+    """Snapshots -> TelemetryPoint fields, checked against the contract without a pydantic model per
+    point on every batch: device id, point name and unit are validated (by TelemetryPoint itself) the
+    first time they are seen, the value on every batch by type. Whatever the fast check does not
+    vouch for goes through TelemetryPoint validation, as every point did before."""
+
+    def __init__(self) -> None:
+        self._checked: set[tuple[str, str, str]] = set()  # (device_id, point, unit) the contract accepts
+
+    def of(self, snapshot: DeviceSnapshot, metrics: GatewayMetrics) -> list[dict[str, object]]:
+        """A device that is not answering reports every point as stale with no value."""
+        points: list[dict[str, object]] = []
+        online, device_id, checked = snapshot.online, snapshot.device_id, self._checked
+        for r in snapshot.readings:
+            value, quality = (r.value, r.quality) if online else (None, Quality.STALE)
+            if (device_id, r.point, r.unit) in checked and type(quality) is Quality and (
+                    type(value) in _PLAIN_VALUES or (type(value) is float and math.isfinite(value))):
+                points.append({"device_id": device_id, "point": r.point, "value": value,
+                               "quality": _QUALITY_JSON[quality], "unit": r.unit})
+                continue
+            try:
+                point = TelemetryPoint(device_id=device_id, point=r.point, value=value, quality=quality, unit=r.unit)
+            except ValidationError:
+                metrics.telemetry_points_invalid += 1
+                continue
+            checked.add((device_id, r.point, r.unit))
+            points.append(point.model_dump())
+        return points
+
+
+_PLAIN_VALUES = frozenset({int, bool, str, type(None)})  # float: only when finite (allow_inf_nan=False)
+_QUALITY_JSON = {quality: quality.value for quality in Quality}  # a plain str serialises without enum lookups
+_EMPTY_POINTS = b'"points":[]}'
+
+
+def _batch_bytes(header: TelemetryBatch, points: list[dict[str, object]]) -> bytes:
+    """The JSON of ``header`` carrying ``points``: byte for byte TelemetryBatch(points=...).to_bytes(),
+    serialised in one call (``points`` is the model's last field, so its JSON ends the message)."""
+    head = header.to_bytes()
+    if not head.endswith(_EMPTY_POINTS):  # the field order changed: take the model's own way
+        full = header.model_copy(update={"points": [TelemetryPoint.model_validate(p) for p in points]})
+        return full.to_bytes()
+    return head[: -len(b"[]}")] + pydantic_core.to_json(points) + b"}"

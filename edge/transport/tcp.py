@@ -95,8 +95,84 @@ class _TcpBase:
         raise NotImplementedError
 
 
+class _MbapProtocol(asyncio.Protocol):
+    """Splits the byte stream into MBAP frames and hands the awaited one to its request.
+
+    One receive path: frames are cut from one buffer as bytes arrive, with no stream reader,
+    task or per-read timeout in between. A frame that answers anything else (an earlier,
+    timed-out request) is counted and skipped."""
+
+    def __init__(self, owner: TcpTransport) -> None:
+        self._owner = owner
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self._expected = -1
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def expect(self, transaction_id: int, waiter: asyncio.Future[tuple[int, bytes]] | None) -> None:
+        self._expected, self._waiter = transaction_id, waiter
+
+    def mid_frame(self) -> bool:
+        """A header has arrived but not all of its frame."""
+        return len(self._buffer) >= mbap.MBAP_LENGTH
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        if not buffer and len(data) >= mbap.MBAP_LENGTH:  # the usual case: one whole answer, parsed in place
+            answered_id, protocol_id, length, unit = mbap.HEADER.unpack_from(data)
+            if protocol_id == 0 and 2 <= length <= 254 and len(data) == mbap.MBAP_LENGTH + length - 1:
+                self._deliver(answered_id, unit, data[mbap.MBAP_LENGTH :])
+                return
+        buffer += data
+        while len(buffer) >= mbap.MBAP_LENGTH:
+            try:
+                answered_id, unit, length = mbap.decode_header(bytes(buffer[: mbap.MBAP_LENGTH]))
+            except FrameError as exc:
+                self._fail(exc)
+                return
+            end = mbap.MBAP_LENGTH + length
+            if len(buffer) < end:
+                return
+            body = bytes(buffer[mbap.MBAP_LENGTH : end])
+            del buffer[:end]
+            self._deliver(answered_id, unit, body)
+
+    def _deliver(self, answered_id: int, unit: int, body: bytes) -> None:
+        waiter = self._waiter
+        if answered_id == self._expected and waiter is not None and not waiter.done():
+            waiter.set_result((unit, body))
+        else:
+            self._owner.stale_responses += 1
+
+    def eof_received(self) -> bool:
+        self._fail(asyncio.IncompleteReadError(bytes(self._buffer), None))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(exc if isinstance(exc, OSError) else asyncio.IncompleteReadError(bytes(self._buffer), None))
+
+    def _fail(self, exc: Exception) -> None:
+        """The stream is unusable: fail the waiting request, if any; the transport reconnects."""
+        self.closed = True
+        self._buffer.clear()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(exc)
+        if self.transport is not None and isinstance(exc, FrameError):
+            self.transport.close()
+
+
+def _time_out(waiter: asyncio.Future[tuple[int, bytes]]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class TcpTransport(_TcpBase):
-    """Modbus TCP: MBAP framing over asyncio streams."""
+    """Modbus TCP: MBAP framing over an asyncio protocol (one buffer, one future per request)."""
 
     def __init__(
         self,
@@ -110,45 +186,38 @@ class TcpTransport(_TcpBase):
         super().__init__(
             host, port, connect_timeout=connect_timeout, reconnect_delay=reconnect_delay, reconnect_max=reconnect_max
         )
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._protocol: _MbapProtocol | None = None
         self._transaction_ids = itertools.cycle(range(1, 0x10000))
         self.stale_responses = 0  # answers to earlier, timed-out requests that were skipped
 
     async def _open_connection(self) -> None:
-        self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_connection(lambda: _MbapProtocol(self), self._host, self._port)
+        self._protocol = protocol
 
     def _disconnect(self) -> None:
-        writer, self._reader, self._writer = self._writer, None, None
-        if writer is not None:
-            writer.close()
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.close()
 
     async def request(self, unit: int, pdu: bytes, timeout: float) -> bytes:
         async with self._lock:
-            if self._writer is None:
+            if self._protocol is None or self._protocol.closed:
+                self._disconnect()
                 self._reconnect.check(self.name)
                 await self._connect()
-            assert self._reader is not None and self._writer is not None
+            protocol = self._protocol
+            assert protocol is not None and protocol.transport is not None
             transaction_id = next(self._transaction_ids)
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
-            mid_frame = False
+            waiter: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+            protocol.expect(transaction_id, waiter)
+            timer = loop.call_later(timeout, _time_out, waiter)
             try:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-                async with asyncio.timeout_at(deadline):
-                    self._writer.write(mbap.encode_frame(transaction_id, unit, pdu))
-                    await self._writer.drain()
-                    while True:  # a cancelled readexactly consumes nothing, so the stream stays aligned
-                        header = await self._reader.readexactly(mbap.MBAP_LENGTH)
-                        answered_id, answered_by, length = mbap.decode_header(header)
-                        mid_frame = True
-                        body = await self._reader.readexactly(length)
-                        mid_frame = False
-                        if answered_id == transaction_id:
-                            break
-                        self.stale_responses += 1
+                protocol.transport.write(mbap.encode_frame(transaction_id, unit, pdu))
+                answered_by, body = await waiter
             except TimeoutError as exc:
-                if mid_frame:  # the stream is out of step: start over on a fresh connection
+                if protocol.mid_frame():  # the stream is out of step: start over on a fresh connection
                     self._disconnect()
                     raise BadFrame(f"truncated response from unit {unit} at {self.name}") from exc
                 raise DeviceTimeout(f"unit {unit} at {self.name} did not answer within {timeout:.3f} s") from exc
@@ -159,6 +228,9 @@ class TcpTransport(_TcpBase):
             except FrameError as exc:
                 self._disconnect()
                 raise BadFrame(f"bad MBAP header from {self.name}: {exc}") from exc
+            finally:
+                timer.cancel()
+                protocol.expect(-1, None)
             if answered_by != unit:
                 raise BadFrame(f"response from unit {answered_by}, expected unit {unit}")
             return check_response(pdu, body)

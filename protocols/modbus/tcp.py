@@ -7,17 +7,18 @@ import struct
 from protocols.modbus.errors import FrameError
 
 MBAP_LENGTH = 7
+HEADER = struct.Struct(">HHHB")  # transaction id, protocol id (0), length of unit + PDU, unit
 
 
 def encode_frame(transaction_id: int, unit: int, pdu: bytes) -> bytes:
-    return struct.pack(">HHHB", transaction_id & 0xFFFF, 0, len(pdu) + 1, unit) + pdu
+    return HEADER.pack(transaction_id & 0xFFFF, 0, len(pdu) + 1, unit) + pdu
 
 
 def decode_header(header: bytes) -> tuple[int, int, int]:
     """Return (transaction_id, unit, pdu_length) from the 7-byte MBAP header."""
     if len(header) != MBAP_LENGTH:
         raise FrameError(f"MBAP header of {len(header)} bytes, expected 7")
-    transaction_id, protocol, length, unit = struct.unpack(">HHHB", header)
+    transaction_id, protocol, length, unit = HEADER.unpack(header)
     if protocol != 0:
         raise FrameError(f"MBAP protocol id {protocol}, expected 0")
     if not 2 <= length <= 254:

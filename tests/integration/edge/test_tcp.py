@@ -180,6 +180,63 @@ async def test_modbus_tcp_skips_answers_to_earlier_transactions() -> None:
         await transport.close()
 
 
+async def test_modbus_tcp_answers_in_pieces_and_several_in_one_segment() -> None:
+    """The receive path cuts frames from a buffer: byte by byte, or a stale and the awaited answer at once."""
+    async def reply(frame: bytes, writer: asyncio.StreamWriter) -> None:
+        tid, unit, _ = mbap.decode_frame(frame)
+        answer = mbap.encode_frame(tid, unit, build_read_response(Table.HOLDING, [tid, 0x8000]))
+        if tid % 2:
+            for i in range(len(answer)):
+                writer.write(answer[i : i + 1])
+                await writer.drain()
+                await asyncio.sleep(0.001)
+        else:
+            writer.write(mbap.encode_frame(tid - 1, unit, build_read_response(Table.HOLDING, [6, 6])) + answer)
+
+    async with raw_server(reply, 12) as port:
+        transport = TcpTransport("127.0.0.1", port)
+        await transport.open()
+        for tid in range(1, 5):
+            assert await read(transport, 1, Table.HOLDING, 0, 2) == [tid, 0x8000]
+        assert transport.stale_responses == 2
+        await transport.close()
+
+
+async def test_modbus_tcp_silence_truncation_and_close() -> None:
+    """Silence is a timeout and the late answer is skipped; a frame cut short is a bad frame on a
+    connection started afresh; a peer that hangs up is a lost link."""
+    replies = iter(["late", "good", "truncated", "good", "close"])
+
+    async def reply(frame: bytes, writer: asyncio.StreamWriter) -> None:
+        tid, unit, _ = mbap.decode_frame(frame)
+        answer = mbap.encode_frame(tid, unit, build_read_response(Table.HOLDING, [tid]))
+        kind = next(replies)
+        if kind == "late":
+            await asyncio.sleep(0.15)
+        if kind == "truncated":
+            answer = answer[:-1]
+        if kind == "close":
+            writer.close()
+            return
+        writer.write(answer)
+
+    async with raw_server(reply, 12) as port:
+        transport = TcpTransport("127.0.0.1", port, reconnect_delay=0.01)
+        await transport.open()
+        request = build_read_request(Table.HOLDING, 0, 1)
+        with pytest.raises(DeviceTimeout):
+            await transport.request(1, request, 0.05)
+        await asyncio.sleep(0.15)
+        assert await read(transport, 1, Table.HOLDING, 0, 1) == [2]
+        assert transport.stale_responses == 1
+        with pytest.raises(BadFrame, match="truncated"):
+            await transport.request(1, request, 0.05)
+        assert await read(transport, 1, Table.HOLDING, 0, 1) == [4]  # on a fresh connection
+        with pytest.raises(LinkDown, match="closed by the peer"):
+            await read(transport, 1, Table.HOLDING, 0, 1)
+        await transport.close()
+
+
 async def test_modbus_tcp_wrong_unit_and_bad_header() -> None:
     replies = iter(["wrong_unit", "bad_protocol", "good"])
 

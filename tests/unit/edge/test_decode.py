@@ -131,3 +131,22 @@ def test_single_register_fast_path_agrees_with_the_reference_codec(raw_type: str
         expected = decode_words([word], RawType(raw_type), ByteOrder(byte_order))
         reading = decode_point(point, [0, word], start=1)
         assert reading.value == expected and reading.raw == expected, hex(word)
+
+
+@pytest.mark.parametrize("model", ["dixell-xr75cx", "danfoss-ak-cc55"])
+def test_planned_decoders_agree_with_decode_point(model: str) -> None:
+    """The decoders compiled at plan time give exactly decode_point's readings (sentinels, enums,
+    plausible ranges, scale and offset, bits), for every point of real profiles."""
+    device = profile(model)
+    for block in plan_reads(device.points, device.modbus):
+        for word in list(range(0, 0x10000, 97)) + [0x8000, 0x7FFF, 0xFFFF, 0, 1, 17, 45, 1200]:
+            values = [word if not block.table.is_bit else word & 1] * block.count
+            assert decode_block(block, values) == [
+                decode_point(point, values, point.address - block.address) for point in block.points
+            ], (block, hex(word))
+
+
+def test_planned_decoder_keeps_the_first_listed_of_two_equal_sentinels() -> None:
+    point = Point(name="t", table=Table.HOLDING, address=0, sentinels={-32768: "probe_fault", 0x8000: "other"})
+    [block] = plan_reads([point], DIXELL.modbus)
+    assert decode_block(block, [0x8000])[0].detail == "probe_fault" == decode_point(point, [0x8000]).detail

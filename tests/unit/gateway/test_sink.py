@@ -161,3 +161,25 @@ async def test_seed_takes_the_edge_view_without_overwriting_newer_polls(parts: P
     await parts.sink.device_polled(snapshot("case-01", air=5.0))
     parts.sink.seed([snapshot("case-01", air=1.0), snapshot("case-02")])
     assert [(s.device_id, s.readings[0].value) for s in parts.sink.snapshots()] == [("case-01", 5.0), ("case-02", 3.5)]
+
+
+async def test_telemetry_bytes_are_the_contract_models_own(parts: Parts) -> None:
+    """The batch is serialised without a pydantic model per point; its bytes must be exactly those of
+    TelemetryBatch(points=[TelemetryPoint(...)]).to_bytes(), and bad values are still refused."""
+    values = [15.3, -0.0, 1e16, 1e-7, 2**63, True, "door_open", 'q"\\é', None, float("nan"), float("inf")]
+    readings = tuple(PointReading(f"p{i}", v, Quality.GOOD, "°C") for i, v in enumerate(values))
+    await parts.sink.device_polled(replace(snapshot("case-01"), readings=readings))
+    await parts.sink.device_polled(snapshot("case-02", online=False))
+    bad_name = replace(snapshot("case-03"), readings=(PointReading("bad name!", 1.0, Quality.GOOD),))
+    await parts.sink.device_polled(bad_name)
+    for _ in range(2):  # the second batch takes the checked fast path for every point
+        parts.metrics.telemetry_points_invalid = 0
+        assert parts.sink.emit_telemetry() == len(values) - 2 + 2  # nan, inf and the bad name refused
+        assert parts.metrics.telemetry_points_invalid == 3
+    rows = [r for r in parts.outbox.pending(10) if r.kind is OutboxKind.TELEMETRY]
+    assert len(rows) == 2
+    for row in rows:
+        batch = parse_message(row.topic, row.payload)
+        assert isinstance(batch, TelemetryBatch)
+        assert row.payload == batch.to_bytes()
+        assert [p.value for p in batch.points if p.device_id == "case-01"] == values[:-2]
