@@ -45,6 +45,7 @@ class DeviceConfig(_Strict):
 
 
 PERIPHERAL_TRANSPORTS = ("escpos", "cctalk")
+STORE_POWER_ID = "store-power"  # the device id of a store_power_loss fault
 MODBUS_MAX_UNIT = 247
 
 
@@ -102,4 +103,12 @@ class EdgeConfig(_Strict):
         if len(ids) != len(set(ids)):
             dupes = sorted({i for i in ids if ids.count(i) > 1})
             raise ValueError(f"device ids must be unique in a store: {dupes}")
+        # A silent bus is reported under its bus name, a store without power as STORE_POWER_ID
+        # (edge.correlation): neither may be a device's id too.
+        clashes = sorted((set(names) | {STORE_POWER_ID}) & set(ids))
+        if clashes:
+            raise ValueError(
+                f"{clashes[0]!r} is a device id and a bus name (or the reserved {STORE_POWER_ID!r}); "
+                "bus faults are reported under the bus name, so rename one"
+            )
         return self

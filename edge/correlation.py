@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from edge.config import STORE_POWER_ID
 from edge.device import OFFLINE_FAULT, DeviceRuntime
 from edge.errors import EdgeConfigError
 from edge.metrics import BusFaultMetrics, BusMetrics, StoreFaultMetrics
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 BUS_FAULT = "bus_offline"
 STORE_FAULT = "store_power_loss"
-STORE_DEVICE_ID = "store-power"
+STORE_DEVICE_ID = STORE_POWER_ID
 BUS_MODEL = "bus"
 STORE_MODEL = "store"
 UPS_KIND = "ups"

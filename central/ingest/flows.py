@@ -54,8 +54,14 @@ class Applied:
 
 
 def kind_of(profiles: ProfileRegistry, device_model: str) -> str | None:
-    """The profile kind of a device model (None for a model central has no profile of)."""
-    return profiles.get(device_model).kind if device_model in profiles else None
+    """The profile kind of a device model (None for a model central has no profile of).
+
+    The edge reports correlated silence under two models of no profile: ``bus`` (a whole
+    bus silent: the line, its converter or the controllers' supply) and ``store`` (the
+    store's power); see docs/mqtt-contract.md."""
+    if device_model in profiles:
+        return profiles.get(device_model).kind
+    return policy.CORRELATED_KINDS.get(device_model)
 
 
 def record_inbound(*, session: Session, message: Message, kind: str, now: datetime) -> bool:

@@ -45,8 +45,13 @@ SKILL_FOR_KIND: Mapping[str, str] = MappingProxyType(
         "printer": "self_checkout",
         "bill_validator": "self_checkout",
         "ups": "electrical",
+        "fieldbus": "controls",  # a whole bus silent: wiring, RS-485 converter, controller supply
+        "store_power": "electrical",  # every bus silent and the UPS on battery
     }
 )
+
+# The device models the edge uses for correlated faults (bus_offline, store_power_loss) -> kind.
+CORRELATED_KINDS: Mapping[str, str] = MappingProxyType({"bus": "fieldbus", "store": "store_power"})
 
 
 def skill_for_kind(kind: str | None) -> str | None:

@@ -245,3 +245,17 @@ def test_health_updates_store_and_devices_and_ignores_older_messages(db: Databas
     with db.session() as session:
         assert session.get_one(Store, "store-1").online is False
         assert session.scalar(select(func.count()).select_from(InboundMessage)) == 3
+
+
+def test_correlated_faults_need_controls_or_electrical_skills(db: Database, ingestor: Ingestor) -> None:
+    """A silent bus (model "bus") and a store without power (model "store") have no device profile;
+    central still knows what kind of fault they are and which skill to send."""
+    send(ingestor, fault(device="line-1", code="bus_offline", model="bus", severity="critical",
+                         fault_class="equipment"))
+    send(ingestor, fault(device="store-power", code="store_power_loss", model="store", severity="critical", seq=2))
+    bus, power = tickets(db)
+    assert (bus.device_id, bus.required_skill) == ("line-1", "controls")
+    assert (power.device_id, power.required_skill) == ("store-power", "electrical")
+    with db.session() as session:
+        assert session.get_one(Device, ("store-1", "line-1")).kind == "fieldbus"
+        assert session.get_one(Device, ("store-1", "store-power")).kind == "store_power"

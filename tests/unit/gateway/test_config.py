@@ -71,6 +71,14 @@ def test_explicit_client_id_is_kept(tmp_path: Path) -> None:
             {"name": "b", "transport": "rtu", "port": "/dev/ttyUSB1",
              "devices": [{"id": "case-01", "unit": 1, "profile": "dixell-xr75cx"}]},
         ]), "buses", "device ids must be unique"),
+        (changed(buses=[
+            {"name": "case-01", "transport": "rtu", "port": "/dev/ttyUSB0",
+             "devices": [{"id": "case-01", "unit": 1, "profile": "dixell-xr75cx"}]},
+        ]), "buses", "is a device id and a bus name"),
+        (changed(buses=[
+            {"name": "a", "transport": "rtu", "port": "/dev/ttyUSB0",
+             "devices": [{"id": "store-power", "unit": 1, "profile": "dixell-xr75cx"}]},
+        ]), "buses", "reserved 'store-power'"),
         (changed(buses=[{"name": "cases", "transport": "rtu", "port": "/dev/ttyUSB0", "devices": [
             {"id": "case-01", "unit": 1, "profile": "dixell-xr75cx"},
             {"id": "case-02", "unit": 2, "profile": "carel-ir33"}]}]),
