@@ -102,7 +102,10 @@ def run_once(workdir: Path, broker: str, faults: int) -> dict[str, Any]:
         if mosquitto:
             mosquitto.kill()
 
-    detection, to_ticket, to_store, end_to_end = [], [], [], []
+    detection: list[float] = []
+    to_ticket: list[float] = []
+    to_store: list[float] = []
+    end_to_end: list[float] = []
     duplicates = len(tickets) - len({(t["device_id"], t["fault_code"]) for t in tickets})
     for ticket in tickets:
         t_inject = injected[(ticket["device_id"], ticket["fault_code"])]

@@ -45,7 +45,7 @@ class Recorder:
         self._lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-auditor", clean_session=False)
         self.client.username_pw_set("bench-auditor")
-        self.client.reconnect_delay_set(min_delay=0.2, max_delay=0.5)
+        self.client.reconnect_delay_set(min_delay=0.2, max_delay=0.5)  # type: ignore[arg-type]  # paho takes floats
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(
             [("storeguard/v1/+/fault", 1), ("storeguard/v1/+/telemetry", 1)])
         self.client.on_message = self._on_message

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import FromClause, TableClause
 from sqlalchemy.types import TypeDecorator
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -163,8 +164,9 @@ class Database:
         self.engine.dispose()
 
 
-def upsert(session: Session, table: Table) -> postgresql.Insert | sqlite.Insert:
+def upsert(session: Session, table: FromClause) -> postgresql.Insert | sqlite.Insert:
     """An INSERT that supports ON CONFLICT on both backends (one statement per batch)."""
+    assert isinstance(table, TableClause), f"upsert needs a table, not {type(table).__name__}"
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)

@@ -112,7 +112,7 @@ class Correlator:
             clash = CORRELATED_CODES & {rule.code for rule in device.profile.rules}
             if clash:
                 raise EdgeConfigError(
-                    f"device {device.id!r}: profile {device.profile.model} may not define a rule named {clash.pop()!r}"
+                    f"device {device.id!r}: profile {device.profile.model} may not define a rule named {min(clash)!r}"
                 )
 
     # --- the poll path -------------------------------------------------------------------------

@@ -75,7 +75,7 @@ class Simulation:
     ) -> Simulation:
         simulation = cls(time_scale=config.time_scale, clock=clock)
         for bus, spec in config.device_specs():
-            device = SimulatedDevice(spec.id, spec.unit, registry.get(spec.profile))
+            device = SimulatedDevice(spec.id, spec.unit, registry.modbus(spec.profile))
             for name, value in spec.initial.items():
                 device.set(name, value)
             model: DeviceModel | None = None

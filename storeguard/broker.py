@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from amqtt.broker import Broker
+from amqtt.broker import Broker  # type: ignore[import-untyped]
 
 log = logging.getLogger(__name__)
 

@@ -78,10 +78,12 @@ class StackPlan:
         return f"http://127.0.0.1:{self.central_port}"
 
 
-SEED = {
+SEED: dict[str, list[dict[str, Any]]] = {
     "users": [
         {"username": "admin", "display_name": "Alex Admin", "role": "admin", "password": DEMO_PASSWORD},
         {"username": "dispatch", "display_name": "Dana Dispatch", "role": "dispatcher", "password": DEMO_PASSWORD},
+        {"username": "facilities", "display_name": "Fiona Facilities", "role": "facilities",
+         "password": DEMO_PASSWORD},
     ],
     "technicians": [
         {"username": "ana", "display_name": "Ana Ruiz", "password": DEMO_PASSWORD,
@@ -90,6 +92,8 @@ SEED = {
          "skills": ["refrigeration", "self_checkout"], "region": "north"},
         {"username": "chen", "display_name": "Chen Wei", "password": DEMO_PASSWORD,
          "skills": ["self_checkout"], "region": "north"},
+        {"username": "dev", "display_name": "Dev Patel", "password": DEMO_PASSWORD,
+         "skills": ["electrical", "controls"], "region": "north"},
     ],
 }
 
