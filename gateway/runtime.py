@@ -116,6 +116,7 @@ class StoreGateway:
                 desired.attach(_reconfigurable(edge))
                 await stack.enter_async_context(edge)
                 sink.seed(edge.snapshots())
+                _guarded(sink.emit_health, "health at start")  # the one sent on connect knew no devices yet
                 view = StoreView(config=config, sink=sink, outbox=outbox, sender=sender, tickets=tickets,
                                  metrics=self.metrics, link=session.status, edge_metrics=_edge_metrics(edge),
                                  clock=clock, config_status=desired.status)

@@ -47,3 +47,12 @@ class CentralClient:
 
     def act(self, ticket_id: int, action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         return dict(self._call("POST", f"/api/v1/tickets/{ticket_id}/{action}", json=body or {}))
+
+    def devices(self, store_id: str) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/api/v1/devices", params={"store_id": store_id}))
+
+    def store_config(self, store_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/api/v1/stores/{store_id}/config"))
+
+    def put_store_config(self, store_id: str, devices: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call("PUT", f"/api/v1/stores/{store_id}/config", json={"devices": devices}))

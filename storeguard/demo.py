@@ -11,6 +11,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,34 @@ def run_check(plan: StackPlan, deadline: float) -> CheckResult:
 
     wait_until(all_statuses_at_store, remaining(), f"every status reaching {store.store_id}'s gateway")
     timeline.append(("all statuses at store", time.monotonic() - t0))
+    push_thresholds(store, plan, remaining)
+    timeline.append(("thresholds applied at store", time.monotonic() - t0))
     return CheckResult(ticket, store, timeline)
+
+
+def push_thresholds(store: StorePlan, plan: StackPlan, remaining: Callable[[], float]) -> None:
+    """Facilities tighten one case's high-temperature alarm centrally; wait for the store's ack."""
+    with CentralClient(plan.central_url) as facilities:
+        facilities.login("facilities", DEMO_PASSWORD)
+        cases = [d for d in facilities.devices(store.store_id) if d.get("kind") == "refrigeration_controller"]
+        if not cases:
+            raise RuntimeError(f"central knows no refrigeration controller of {store.store_id} to configure: "
+                               f"{[(d.get('device_id'), d.get('kind')) for d in facilities.devices(store.store_id)]}")
+        device = cases[0]["device_id"]
+        pushed = facilities.put_store_config(
+            store.store_id, {device: {"high_temperature": {"limit": 7.0, "clear": 5.0, "delay_s": 600}}})
+        version = pushed["desired"]["version"]
+        say(f"ok  facilities set {store.store_id}/{device} high_temperature to 7.0 °C (clear 5.0, 10 min): "
+            f"config version {version}")
+
+        def applied() -> bool:
+            remaining()
+            state = httpx.get(f"{store.page_url}/api/state", timeout=2).json()
+            status = facilities.store_config(store.store_id)
+            return bool(status["in_sync"]) and (state.get("config") or {}).get("active_version") == version
+
+        wait_until(applied, remaining(), f"{store.store_id} applying config version {version}", interval=0.5)
+        say(f"ok  {store.store_id} applied config version {version} and central shows it in sync")
 
 
 def _print_urls(plan: StackPlan) -> None:
@@ -107,6 +135,7 @@ def _print_urls(plan: StackPlan) -> None:
     say(f"  central API docs      {plan.central_url}/docs")
     say(f"  technician handheld   {plan.central_url}/app   (log in as ana, ben or chen; password {DEMO_PASSWORD})")
     say(f"  dispatcher login      dispatch / {DEMO_PASSWORD}   (admin / {DEMO_PASSWORD})")
+    say(f"  facilities login      facilities / {DEMO_PASSWORD}   (PUT /api/v1/stores/<id>/config pushes thresholds)")
     for store in plan.stores:
         say(f"  {store.store_id} store page  {store.page_url}/   ({store.name})")
     say(f"  MQTT broker           {plan.mqtt_url}")
@@ -168,7 +197,7 @@ def run_demo(*, workdir: Path, check: bool, timeout_s: float = 120.0) -> int:
         result = run_check(plan, started + timeout_s)
         say("")
         say(f"PASS: fault -> ticket {result.ticket['number']} -> assigned -> accepted -> en route -> on site -> "
-            f"resolved, every status seen at {result.store.store_id}'s gateway")
+            f"resolved, every status seen at {result.store.store_id}'s gateway; pushed thresholds applied there")
         for what, at in result.timeline:
             say(f"  {at:6.1f} s  {what}")
         return 0
