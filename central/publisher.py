@@ -25,6 +25,7 @@ from central.metrics import Metrics
 from central.mqtt import connect_async, new_client
 from central.outbox import service as outbox
 from central.settings import CentralSettings
+from central.store_config import service as store_config
 from protocols.mqtt.topics import is_retained
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class StatusPublisher:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._connected = threading.Event()
+        self._republish = threading.Event()  # set on every connect: re-queue configs stores lack
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()  # mids from paho's thread
         self._inflight: dict[int, int] = {}  # mid -> outbox row id; publisher thread only
         self._acked_ids: list[int] = []  # acknowledged, not yet marked in the database
@@ -79,6 +81,7 @@ class StatusPublisher:
             log.error("MQTT broker refused the publisher connection: %s", reason)
             return
         self._connected.set()
+        self._republish.set()
         self._wake.set()
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, _reason: Any, _props: Any) -> None:
@@ -96,6 +99,7 @@ class StatusPublisher:
             try:
                 self._settle_acks()
                 if self._connected.is_set():
+                    self._republish_configs()
                     self._publish_pending()
             except SQLAlchemyError as exc:
                 log.log(logging.DEBUG if self._db_failing else logging.ERROR, "publisher database error: %s", exc)
@@ -123,6 +127,16 @@ class StatusPublisher:
             outbox.mark_sent(session=session, ids=self._acked_ids, now=self._clock.now())
         self._metrics.inc("storeguard_central_status_published_total", len(self._acked_ids))
         self._acked_ids.clear()
+
+    def _republish_configs(self) -> None:
+        """After a (re)connect: the broker may have lost its retained configs (no persistence)."""
+        if not self._republish.is_set():
+            return
+        with self._database.session() as session, session.begin():
+            queued = store_config.republish_unsynced(session=session, now=self._clock.now())
+        self._republish.clear()  # only once the rows are committed
+        if queued:
+            log.info("re-queued the desired config of %d store(s) that do not run it yet", queued)
 
     def _publish_pending(self) -> None:
         room = self._settings.publisher_max_inflight - len(self._inflight)

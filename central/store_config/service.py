@@ -134,6 +134,30 @@ def put(*, session: Session, store_id: str, devices: DeviceOverrides, issued_by:
     return row, True
 
 
+def republish_unsynced(*, session: Session, now: datetime) -> int:
+    """Queue the newest version again for every store that does not run it yet; returns how many.
+
+    The retained copy on the broker is what a store that was offline picks up; a broker that
+    restarted without persistence has lost it. Central calls this whenever its publisher
+    (re)connects. A store answers a repeat of what it runs with an `unchanged` ack."""
+    newest = (select(StoreConfigVersion.store_id, func.max(StoreConfigVersion.version).label("version"))
+              .group_by(StoreConfigVersion.store_id).subquery())
+    rows = session.scalars(select(StoreConfigVersion).join(
+        newest, (StoreConfigVersion.store_id == newest.c.store_id) & (StoreConfigVersion.version == newest.c.version)))
+    queued = 0
+    for row in rows:
+        ack = last_ack(session=session, store_id=row.store_id)
+        if ack is not None and ack.active_version == row.version:
+            continue
+        devices = {device_id: {code: RuleParameters.model_validate(params) for code, params in rules.items()}
+                   for device_id, rules in row.devices.items()}
+        message = DesiredConfig(store_id=row.store_id, version=row.version, hash=row.hash, issued_at=row.issued_at,
+                                issued_by=row.issued_by, devices=devices, sent_at=now)
+        outbox.enqueue(session=session, message=message, topic=topic(row.store_id, TopicKind.CONFIG), now=now)
+        queued += 1
+    return queued
+
+
 def _next_version(session: Session, store_id: str) -> int:
     """Above every version central issued and every version the store says it runs (a store
     ignores versions older than its own, e.g. after central's database was restored)."""

@@ -199,3 +199,23 @@ def test_a_malformed_ack_is_rejected_not_applied(client: TestClient) -> None:
     result = ingestor.process(topic(STORE, TopicKind.CONFIG_ACK), json.dumps(bad).encode())
     assert result.outcome.value == "rejected" and result.reason == "schema"
     assert client.get(URL, headers=login(client, "fran")).json()["last_ack"] is None
+
+
+def test_reconnecting_requeues_the_newest_config_only_for_stores_not_running_it(client: TestClient,
+                                                                                 clock: FakeClock) -> None:
+    """A broker restarted without persistence lost its retained configs: central queues them again."""
+    from central.store_config import service
+
+    known_store(client)
+    fran = login(client, "fran")
+    first = client.put(URL, headers=fran, json={"devices": HIGH}).json()["desired"]
+    database: Database = runtime(client).database
+    with database.session() as session, session.begin():
+        assert service.republish_unsynced(session=session, now=clock.now()) == 1  # not acked yet
+    again = published(client)[-1]
+    assert (again.version, again.hash, len(published(client))) == (1, first["hash"], 2)
+    assert again.devices["case-01"]["high_temperature"].limit == 5.0
+    deliver(client, ack(1, first["hash"], ConfigResult.APPLIED, active=1, at_s=10), TopicKind.CONFIG_ACK)
+    with database.session() as session, session.begin():
+        assert service.republish_unsynced(session=session, now=clock.now()) == 0  # the store runs it
+    assert len(published(client)) == 2
