@@ -9,20 +9,14 @@ inter-frame gap, then drops any stale input (a late answer to a timed-out reques
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import os
 from collections.abc import Mapping
-
-import serial
 
 from device_profiles.schema import SerialSettings
 from edge.errors import BadFrame, LinkDown
-from edge.logs import FailureLog
 from edge.transport.rtu import RxBuffer, receive_response, response_frame_length
+from edge.transport.serial_port import AsyncSerialPort
 from protocols.modbus.rtu import char_time, encode_frame, t35, wire_time
 
-logger = logging.getLogger(__name__)
 
 
 class SerialRtuTransport:
@@ -37,14 +31,12 @@ class SerialRtuTransport:
         self._port = port
         self._settings = settings
         self._gaps = dict(inter_frame_gaps or {})
-        self._reopen_delay = reopen_delay
-        self._serial: serial.Serial | None = None
-        self._lock = asyncio.Lock()
         self._rx = RxBuffer()
+        self._line = AsyncSerialPort(port, settings, on_data=self._rx.feed, on_hangup=self._rx.close,
+                                     reopen_delay=reopen_delay)
+        self._lock = asyncio.Lock()
         self._last_tx = 0.0  # loop time our last request left the wire
         self._last_unit: int | None = None
-        self._last_open_attempt: float | None = None
-        self._link_log = FailureLog(logger, port)
         self.stale_bytes = 0  # bytes dropped before a request: late answers, noise
 
     @property
@@ -61,20 +53,21 @@ class SerialRtuTransport:
             try:
                 self._open_port()
             except LinkDown as exc:
-                self._link_log.failed(str(exc))
+                self._line.link_log.failed(str(exc))
 
     async def close(self) -> None:
         async with self._lock:
-            self._close_port()
+            self._line.close()
 
     async def request(self, unit: int, pdu: bytes, timeout: float) -> bytes:
         async with self._lock:
-            if self._serial is None:
-                self._reopen()
+            if not self._line.is_open:
+                self._line.ensure_open()
+                self._rx.reset()
             await self._wait_for_silence(unit, limit=timeout)
             self._flush_input()
             frame = encode_frame(unit, pdu)
-            await self._write(frame)
+            self._last_tx = await self._line.write(frame, retry_s=char_time(self._settings.baudrate))
             self._last_unit = unit
             baud = self._settings.baudrate
             on_wire = wire_time(len(frame) + response_frame_length(pdu, b""), baud)
@@ -83,70 +76,15 @@ class SerialRtuTransport:
                     self._rx.receive, unit, pdu, timeout=timeout + on_wire, silence=max(0.05, 20 * char_time(baud))
                 )
             except LinkDown as exc:
-                self._close_port()
-                self._link_log.failed(str(exc))
+                self._line.close()
+                self._line.link_log.failed(str(exc))
                 raise
-            self._link_log.ok()
+            self._line.link_log.ok()
             return response
 
-    # --- port handling -------------------------------------------------------------------
-
     def _open_port(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._last_open_attempt = loop.time()
-        s = self._settings
-        try:
-            port = serial.Serial(
-                port=self._port,
-                baudrate=s.baudrate,
-                bytesize=s.bytesize,
-                parity=s.parity,
-                stopbits=s.stopbits,
-                timeout=0,
-                exclusive=True,
-            )
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise LinkDown(f"cannot open {self._port}: {exc}") from exc
-        self._serial = port
+        self._line.open()
         self._rx.reset()
-        loop.add_reader(port.fileno(), self._on_readable)
-        self._link_log.ok()
-        logger.debug("%s open at %d %d%s%d", self._port, s.baudrate, s.bytesize, s.parity, s.stopbits)
-
-    def _reopen(self) -> None:
-        now = asyncio.get_running_loop().time()
-        if self._last_open_attempt is not None and now - self._last_open_attempt < self._reopen_delay:
-            raise LinkDown(f"{self._port} is not open (next attempt in {self._reopen_delay:.1f} s)")
-        try:
-            self._open_port()
-        except LinkDown as exc:
-            self._link_log.failed(str(exc))
-            raise
-
-    def _close_port(self) -> None:
-        port, self._serial = self._serial, None
-        if port is None:
-            return
-        with contextlib.suppress(OSError, ValueError):
-            asyncio.get_running_loop().remove_reader(port.fileno())
-        with contextlib.suppress(serial.SerialException, OSError):
-            port.close()
-
-    def _on_readable(self) -> None:
-        port = self._serial
-        if port is None:
-            return
-        try:
-            data = os.read(port.fileno(), 4096)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""  # EIO: the other end hung up (USB adapter unplugged, pty closed)
-        if data:
-            self._rx.feed(data)
-        else:
-            asyncio.get_running_loop().remove_reader(port.fileno())
-            self._rx.close()
 
     # --- wire timing -------------------------------------------------------------------------
 
@@ -168,37 +106,9 @@ class SerialRtuTransport:
             await asyncio.sleep(wait)  # late bytes arriving meanwhile push last_rx on
 
     def _flush_input(self) -> None:
-        assert self._serial is not None
         if self._rx.closed:
-            self._close_port()
-            self._link_log.failed("the port hung up")
+            self._line.close()
+            self._line.link_log.failed("the port hung up")
             raise LinkDown(f"{self._port} hung up")
         self.stale_bytes += self._rx.drop()
-        try:
-            self._serial.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
-            self._close_port()
-            raise LinkDown(f"{self._port}: {exc}") from exc
-
-    async def _write(self, frame: bytes) -> None:
-        assert self._serial is not None
-        loop = asyncio.get_running_loop()
-        fd = self._serial.fileno()
-        view = memoryview(frame)
-        give_up = loop.time() + 1.0 + wire_time(len(frame), self._settings.baudrate)
-        while view:
-            try:
-                written = os.write(fd, view)
-            except BlockingIOError:
-                written = 0
-            except OSError as exc:
-                self._close_port()
-                self._link_log.failed(f"write failed: {exc}")
-                raise LinkDown(f"{self._port}: write failed: {exc}") from exc
-            view = view[written:]
-            if view:
-                if loop.time() > give_up:
-                    self._close_port()
-                    raise LinkDown(f"{self._port}: output blocked")
-                await asyncio.sleep(char_time(self._settings.baudrate))
-        self._last_tx = loop.time() + wire_time(len(frame), self._settings.baudrate)
+        self._line.reset_input_buffer()
