@@ -3,9 +3,10 @@
 A simulator process serves 200 devices of ten contiguous holding registers each on Modbus TCP
 (4 endpoints x 50 unit ids, as Modbus TCP gateways serve many units behind one endpoint). The
 real store process (`python -m storeguard store`) polls every device once a second (one
-10-register read per device; each endpoint is its own bus, so its own scheduler) and
-publishes one telemetry batch per second with all 2,000 values (telemetry_interval_s 1) to a
-private Mosquitto broker, through its outbox (SQLite) at QoS 1. A paho subscriber in this
+10-register read per device; each endpoint is its own bus, so its own scheduler, the four
+started a quarter of a second apart) and publishes one telemetry batch per bus per second
+(500 values each, 2,000 per second in all; telemetry_interval_s 1) to a private Mosquitto
+broker, through its outbox (SQLite) at QoS 1. A paho subscriber in this
 process counts the values delivered (points that carry a value) in the batches it receives.
 
 Measured in a steady window (default 60 s) after a warm-up:
@@ -26,16 +27,17 @@ Latency, two figures (both on this machine's one wall clock):
   when its telemetry timer built the batch from the latest snapshots) to the subscriber's
   receipt. Spans: building and validating the batch, the outbox write, the sender picking
   it up, MQTT publish, the broker, delivery to the subscriber, the subscriber's JSON parse.
-  It does NOT include the age of the values when the batch was built.
+  It does NOT include the age of the values when the batch was built. A batch's bus is
+  told by its devices' ids (dev-<bus>-<unit>); the telemetry period is per bus.
 - read -> subscriber (a separate window, default 60 s, after the CPU window): per value,
   from its device's read (the snapshot's `read_at`, when that device's poll completed, i.e.
   after the response was decoded) to the subscriber's receipt. Per-device read times are not
   in the batch, so the benchmark polls GET /api/state every 0.2 s to record every device's
   `read_at` (each lasts ~1 s, so none is missed) and pairs each point of a batch with its
   device's latest `read_at` not after the batch's `taken_at`. This is the figure comparable
-  to ThingsBoard's read-to-MQTT. It includes the wait for the rest of the poll cycle (the
-  batch is built once every online device has been polled again, so a value read early in
-  the cycle waits for its end: about half a cycle on average). It does not include the Modbus
+  to ThingsBoard's read-to-MQTT. It includes the wait for the rest of the poll cycle (a bus's
+  batch is built once every online device of that bus has been polled again, so a value read
+  early in the cycle waits for its end: about half a cycle on average). It does not include the Modbus
   request's round trip before the response (about 1 ms per read here: a bus's cycle time / 50).
   The pairing is exact because the edge stores a device's snapshot in the same event-loop step
   that stamps its `read_at`. The /api/state polling costs the store CPU, which is why it runs
@@ -160,6 +162,7 @@ class Subscriber:
         points = data.get("points", [])
         batch = {"received": received, "taken_at": datetime.fromisoformat(data["taken_at"]).timestamp(),
                  "seq": data.get("seq"), "points": len(points),
+                 "bus": points[0]["device_id"].rsplit("-", 1)[0] if points else "",
                  "values": sum(1 for p in points if p.get("value") is not None),
                  "devices": [p["device_id"] for p in points if p.get("value") is not None]}
         with self.lock:
@@ -317,13 +320,17 @@ def run(workdir: Path, buses: int, units: int, warmup: float, seconds: float, ag
         return metric_sum(m1, name) - metric_sum(m0, name)
 
     read_total, read_age, unmatched = read_to_receipt(age_batches, {d: sorted(r) for d, r in history.items()})
+    by_bus: dict[str, list[float]] = {}
+    for batch in window:
+        by_bus.setdefault(batch["bus"], []).append(batch["taken_at"])
+    periods = [b - a for taken in by_bus.values() for a, b in zip(taken, taken[1:])]
     devices = buses * units
     return {
         "devices": devices, "registers_per_device": REGISTERS, "buses": buses, "units_per_bus": units,
         "poll_interval_s": 1, "telemetry_interval_s": 1,
         "window_s": elapsed, "batches": len(window),
-        "telemetry_period_s": statistics.fmean(b["taken_at"] - a["taken_at"] for a, b in zip(window, window[1:]))
-        if len(window) > 1 else None,
+        "telemetry_period_s": statistics.fmean(periods) if periods else None,  # per bus
+        "batches_per_bus": {bus: len(taken) for bus, taken in sorted(by_bus.items())},
         "poll_cycles_per_s": statistics.fmean(b["cycles"] for b in per_bus.values()) / elapsed if per_bus else None, "points_delivered": points, "values_delivered": values,
         "values_per_s": values / elapsed, "expected_values_per_s": devices * REGISTERS,
         "store_cpu_s": store_cpu, "store_cpu_ms_per_1000_values": 1000 * store_cpu / values * 1000 if values else None,
@@ -349,9 +356,9 @@ def report(r: dict[str, Any]) -> None:
     cpu = r["store_cpu_ms_per_1000_values"]
     print(f"\n  {r['devices']} devices x {r['registers_per_device']} registers on {r['buses']} Modbus TCP endpoints, "
           f"polled and published every 1 s; {r['window_s']:.0f} s window")
-    print(f"  delivered: {r['batches']} batches, {r['values_delivered']} values "
+    print(f"  delivered: {r['batches']} batches ({len(r['batches_per_bus'])} buses), {r['values_delivered']} values "
           f"({r['values_per_s']:.0f}/s of {r['expected_values_per_s']}/s expected)")
-    print(f"  telemetry period {r['telemetry_period_s']:.3f} s, poll cycles {r['poll_cycles_per_s']:.3f}/s per bus")
+    print(f"  telemetry period {r['telemetry_period_s']:.3f} s per bus, poll cycles {r['poll_cycles_per_s']:.3f}/s per bus")
     print(f"  polls {r['polls']:.0f}, failed {r['failed_polls']:.0f}, timeouts {r['request_timeouts']:.0f}, "
           f"cycle overruns {r['overruns']:.0f}")
     print(f"  {'measure':40} {'value':>12}")

@@ -9,7 +9,9 @@ A device restored as offline after a restart starts offline: it too needs M good
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from operator import itemgetter
 
 from device_profiles.schema import DeviceProfile
 from edge.config import DeviceConfig
@@ -42,6 +44,9 @@ class DeviceRuntime:
         self.last_ok_at: datetime | None = None
         self._offline_since: float | None = None
         self._readings: dict[str, PointReading] = {}
+        self._stale: dict[str, tuple[PointReading, ...]] = {}  # per detail: PointReadings are immutable
+        self._in_point_order = _point_order(profile)
+        self._point_count = len(profile.points)
         self._log = FailureLog(logger, f"{bus}/{config.id} (unit {config.unit})")
         self.metrics = DeviceMetrics(
             device_id=config.id,
@@ -65,21 +70,29 @@ class DeviceRuntime:
     def readings(self) -> dict[str, PointReading]:
         """The latest readings; STALE while offline or before the first good poll."""
         if self.offline or self.last_ok_at is None:
-            detail = "offline" if self.offline else "not read yet"
-            return {p.name: stale_reading(p, detail) for p in self.profile.points}
+            return {r.point: r for r in self._stale_readings()}
         return dict(self._readings)
 
     def snapshot(self) -> DeviceSnapshot:
-        readings = self.readings()
+        """Built once per poll (the polling hot path): the readings in profile order come from
+        one precomputed ``itemgetter``, and the STALE readings, which never change, are made once."""
+        online = not self.offline and self.last_ok_at is not None
         return DeviceSnapshot(
-            device_id=self.id,
-            device_model=self.profile.model,
-            location=self.config.location,
-            online=not self.offline and self.last_ok_at is not None,
-            readings=tuple(readings[p.name] for p in self.profile.points),
-            read_at=self.last_ok_at,
-            last_ok_at=self.last_ok_at,
+            self.config.id,
+            self.profile.model,
+            self.config.location,
+            online,
+            self._in_point_order(self._readings) if online else self._stale_readings(),
+            self.last_ok_at,
+            self.last_ok_at,
         )
+
+    def _stale_readings(self) -> tuple[PointReading, ...]:
+        detail = "offline" if self.offline else "not read yet"
+        stale = self._stale.get(detail)
+        if stale is None:
+            stale = self._stale[detail] = tuple(stale_reading(p, detail) for p in self.profile.points)
+        return stale
 
     def active_faults(self) -> list[FaultChange]:
         faults = self.rules.active_faults()
@@ -102,7 +115,7 @@ class DeviceRuntime:
     def poll_succeeded(self, readings: dict[str, PointReading], now: float, at: datetime) -> list[FaultChange]:
         m = self.metrics
         m.polls += 1
-        m.reads_coalesced += max(0, len(self.profile.points) - len(self.plan))
+        m.reads_coalesced += max(0, self._point_count - len(self.plan))
         m.consecutive_failures = 0
         m.consecutive_successes += 1
         m.in_backoff, m.backoff_s = False, 0.0
@@ -214,3 +227,14 @@ class DeviceRuntime:
             location=self.config.location,
             evidence=evidence,
         )
+
+
+def _point_order(profile: DeviceProfile) -> Callable[[Mapping[str, PointReading]], tuple[PointReading, ...]]:
+    """Readings by point name -> a tuple in the profile's point order (a KeyError for a missing point)."""
+    names = [p.name for p in profile.points]
+    if len(names) == 1:  # itemgetter of one key returns the item, not a tuple
+        name = names[0]
+        return lambda readings: (readings[name],)
+    if not names:
+        return lambda readings: ()
+    return itemgetter(*names)

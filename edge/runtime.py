@@ -2,8 +2,9 @@
 
 ``Edge`` validates the config against the profiles at construction (``EdgeConfigError``),
 opens one transport per bus as an async context manager, and ``run()`` runs one
-``BusScheduler`` per bus in a TaskGroup until cancelled. After each device poll it hands
-the fault changes, then the device snapshot, to the sink.
+``BusScheduler`` per bus in a TaskGroup until cancelled, the buses' first cycles staggered
+(bus k of N starts k/N of the shortest poll interval late; ``SchedulerSettings.stagger_buses``).
+After each device poll it hands the fault changes, then the device snapshot, to the sink.
 
 Rule state survives a restart: ``restored_faults`` (the faults still open downstream, as
 ``active_faults()`` listed them) put the matching rules, and device_offline, straight back
@@ -187,10 +188,26 @@ class Edge:
         async with asyncio.TaskGroup() as group:
             if self._gone:
                 group.create_task(self._clear_gone(), name="edge-clear-gone")  # starts first
-            for scheduler in self._schedulers:
-                group.create_task(scheduler.run(), name=f"edge-bus-{scheduler.name}")
+            for scheduler, phase_s in zip(self._schedulers, self._start_phases(), strict=True):
+                group.create_task(scheduler.run(start_after_s=phase_s), name=f"edge-bus-{scheduler.name}")
             for peripheral in self._peripherals:
                 group.create_task(peripheral.run(self._clock, self._polled), name=f"edge-bus-{peripheral.name}")
+
+    def _start_phases(self) -> list[float]:
+        """When each Modbus bus starts its first cycle: bus k of N (in config order) k/N of the
+        poll interval after the first. The buses share one event loop; started together, their
+        cycles run interleaved and all end together, each as long as all of them. Spread out,
+        each cycle runs mostly alone (shorter, so its readings are fresher when a telemetry batch
+        follows it), and the CPU and network load is spread over the interval.
+
+        With buses of different intervals the shortest one is the unit: a slow bus (a UPS read
+        every 2 minutes) would otherwise wait most of its long interval for its first reading,
+        and buses of different intervals drift against each other anyway."""
+        count = len(self._schedulers)
+        if not self._settings.stagger_buses or count < 2:
+            return [0.0] * count
+        unit = min(s.metrics.poll_interval_s for s in self._schedulers)
+        return [k / count * unit for k in range(count)]
 
     # --- state for the gateway ---------------------------------------------------------------
 
@@ -253,8 +270,8 @@ class Edge:
             planned.append((device, config, effective_rules(device.profile, config)))
         now, at = self._clock.monotonic(), self._clock.now()
         changes: list[FaultChange] = []
-        for device, config, rules in planned:
-            changes.extend(device.rules.reconfigure(rules, now, at))
+        for device, config, new_rules in planned:
+            changes.extend(device.rules.reconfigure(new_rules, now, at))
             device.config = config
         return changes
 

@@ -2,9 +2,12 @@
 
 A cycle polls, in order, every device that is not in backoff; the next cycle starts one
 poll interval after this one started, or at once when this one overran (no backlog, no
-catch-up burst). A device that fails is retried at most once (RTU, and only while it was
-healthy), then backs off exponentially with jitter: a dead device costs one short probe
-per backoff period and never holds up the others for more than one timeout. The backoff
+catch-up burst). The first cycle may be delayed by a start phase (``run(start_after_s=)``):
+the Edge staggers its buses so that they take turns on the store's one event loop.
+
+A device that fails is retried at most once (RTU, and only while it was healthy), then
+backs off exponentially with jitter: a dead device costs one short probe per backoff
+period and never holds up the others for more than one timeout. The backoff
 unit is the poll interval, or the last cycle's duration when cycles overrun the interval.
 
 A poll is all of a device's planned reads; the first failed read (timeout, bad frame,
@@ -46,6 +49,9 @@ class SchedulerSettings:
     # Back off in units of the real cycle when cycles overrun the poll interval (a full bus):
     # "skip 1, 2, 4... cycles", not waits shorter than one cycle that skip nothing.
     backoff_per_cycle: bool = True
+    # Start the buses of an edge out of step: bus k of N begins its first cycle k/N of the
+    # shortest poll interval after bus 0 (``BusScheduler.run(start_after_s=...)``, set by ``Edge.run``).
+    stagger_buses: bool = True
 
 
 # Told about every poll with the fault changes it caused; the Edge forwards them to its sink.
@@ -90,9 +96,12 @@ class BusScheduler:
     def name(self) -> str:
         return self.metrics.bus
 
-    async def run(self) -> None:
-        """Poll cycle after cycle until cancelled."""
+    async def run(self, *, start_after_s: float = 0.0) -> None:
+        """Poll cycle after cycle until cancelled, the first one ``start_after_s`` from now (the
+        bus's start phase, so that the buses of one store do not all poll at the same moment)."""
         interval = self.metrics.poll_interval_s
+        if start_after_s > 0:
+            await self._clock.sleep(start_after_s)
         while True:
             started = self._clock.monotonic()
             await self.run_cycle()
@@ -115,7 +124,8 @@ class BusScheduler:
         readings: dict[str, PointReading] = {}
         try:
             for block in device.plan:
-                readings.update((r.point, r) for r in await self._read_block(device, block))
+                for reading in await self._read_block(device, block):
+                    readings[reading.point] = reading
         except TransportError as exc:
             period = self.metrics.poll_interval_s
             if self._settings.backoff_per_cycle and self.metrics.last_cycle_s is not None:
@@ -138,23 +148,27 @@ class BusScheduler:
         return readings
 
     async def _read(self, device: DeviceRuntime, block: ReadBlock) -> list[int]:
-        attempts = 1 + (self._retries if device.metrics.consecutive_failures == 0 else 0)
+        # The polling hot path: counters bumped in place, attribute lookups hoisted out of the loop.
+        metrics = device.metrics
+        attempts = 1 + (self._retries if metrics.consecutive_failures == 0 else 0)
         request = block.request_pdu()
-        timer = self.timer
+        timer, monotonic, device_id = self.timer, self._clock.monotonic, device.id
         full = full_timeout_due(
             offline=device.offline,
-            consecutive_failures=device.metrics.consecutive_failures,
+            consecutive_failures=metrics.consecutive_failures,
             after_failures=device.profile.offline.after_failures,
             full_every=timer.settings.full_every,
         )
+        device_counts, bus_counts = metrics.requests, self.metrics.requests
         for attempt in range(attempts):
-            timeout = timer.timeout(device.id, request, device.timeout_s, full=full, offline=device.offline)
-            device.metrics.response_timeout_s = timeout
-            counters = (device.metrics.requests, self.metrics.requests)
-            _count(counters, "requests")
+            timeout = timer.timeout(device_id, request, device.timeout_s, full=full, offline=device.offline)
+            metrics.response_timeout_s = timeout
+            device_counts.requests += 1
+            bus_counts.requests += 1
             if attempt:
-                _count(counters, "retries")
-            started = self._clock.monotonic()
+                device_counts.retries += 1
+                bus_counts.retries += 1
+            started = monotonic()
             try:
                 response = await self._transport.request(device.unit, request, timeout)
                 try:
@@ -162,22 +176,23 @@ class BusScheduler:
                 except ModbusError as exc:
                     raise BadFrame(f"unit {device.unit}: {exc}") from exc
             except (DeviceTimeout, BadFrame) as exc:
-                device.metrics.bus_time_s += self._clock.monotonic() - started
-                _count(counters, _counter_name(exc))
+                metrics.bus_time_s += monotonic() - started
+                _count((device_counts, bus_counts), _counter_name(exc))
                 if isinstance(exc, DeviceTimeout):
-                    timer.timed_out(device.id)
+                    timer.timed_out(device_id)
                 if attempt + 1 < attempts:
                     continue
                 raise
             except (DeviceException, LinkDown) as exc:
-                device.metrics.bus_time_s += self._clock.monotonic() - started
-                _count(counters, _counter_name(exc))
+                metrics.bus_time_s += monotonic() - started
+                _count((device_counts, bus_counts), _counter_name(exc))
                 raise
-            _count(counters, "responses")
-            latency = self._clock.monotonic() - started
-            device.metrics.last_latency_s = self.metrics.last_latency_s = latency
-            device.metrics.bus_time_s += latency
-            timer.answered(device.id, request, latency)
+            latency = monotonic() - started
+            device_counts.responses += 1
+            bus_counts.responses += 1
+            metrics.last_latency_s = self.metrics.last_latency_s = latency
+            metrics.bus_time_s += latency
+            timer.answered(device_id, request, latency)
             return values
         raise AssertionError("unreachable: the last attempt returns or raises")
 

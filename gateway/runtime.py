@@ -1,15 +1,16 @@
 """The store process (gateway layer): wires edge, outbox, MQTT session, timers and store page.
 
 `run_store` owns one TaskGroup: the edge's `run()`, the outbox sender, the downlink
-consumer and the telemetry and health timers; the store database, the MQTT session, the
-edge and the web server are context managers around it. Cancelling it shuts everything
-down in reverse order, publishing a final retained StoreHealth(online=false) when the link
-is up (the broker's last will covers crashes).
+consumer, the telemetry timers (one per bus) and the health timer; the store database, the
+MQTT session, the edge and the web server are context managers around it. Cancelling it
+shuts everything down in reverse order, publishing a final retained StoreHealth(online=false)
+when the link is up (the broker's last will covers crashes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
@@ -31,7 +32,7 @@ from gateway.mqtt import MqttSession
 from gateway.outbox import Outbox
 from gateway.rule_state import SAVE_INTERVAL_S, RuleStateStore
 from gateway.sender import OutboxSender
-from gateway.sink import StoreSink
+from gateway.sink import UNASSIGNED, StoreSink
 from gateway.storage import StoreDatabase
 from gateway.tickets import TicketBook
 from gateway.view import StoreView
@@ -96,8 +97,8 @@ class StoreGateway:
             tickets = TicketBook(db, clock)
             sender = OutboxSender(outbox, self.metrics, window=config.mqtt.inflight_window)
             sink = StoreSink(store_id=config.store_id, store_name=config.name, db=db, outbox=outbox, clock=clock,
-                             metrics=self.metrics,
-                             on_enqueued=sender.wake)
+                             metrics=self.metrics, on_enqueued=sender.wake,
+                             buses={bus.name: [d.id for d in bus.devices] for bus in config.edge_config.buses})
             session = MqttSession(config.mqtt, store_id=config.store_id, listener=_LinkEvents(sender, sink),
                                   will=lambda: sink.health(online=False).to_bytes(), clock=clock,
                                   metrics=self.metrics)
@@ -132,9 +133,9 @@ class StoreGateway:
                     tasks.create_task(edge.run(), name="edge")
                     tasks.create_task(sender.run(session), name="outbox-sender")
                     tasks.create_task(_consume_downlink(session, downlink, desired), name="downlink")
-                    cycle_s = max(bus.poll_interval_s for bus in config.edge_config.buses)
-                    tasks.create_task(_telemetry(clock, sink, config.telemetry_interval_s, cycle_s),
-                                      name="telemetry-timer")
+                    for group, cycle_s in _telemetry_groups(config):
+                        tasks.create_task(_telemetry(clock, sink, config.telemetry_interval_s, cycle_s, group),
+                                          name=f"telemetry-timer-{group or 'unassigned'}")
                     tasks.create_task(_every(clock, config.health_interval_s, sink.emit_health, "health"),
                                       name="health-timer")
                     if save_rule_state is not None:
@@ -200,29 +201,44 @@ async def _every(clock: Clock, interval_s: float, action: Callable[[], object], 
         failing = not ok
 
 
-async def _telemetry(clock: Clock, sink: StoreSink, interval_s: float, cycle_s: float) -> None:
-    """One telemetry batch per interval, timed to follow a complete poll cycle.
+def _telemetry_groups(config: StoreConfig) -> list[tuple[str, float]]:
+    """(telemetry group, its poll cycle): every bus, and the devices on no configured bus (none
+    in a real store) timed by the slowest bus."""
+    buses = config.edge_config.buses
+    slowest = max((bus.poll_interval_s for bus in buses), default=config.telemetry_interval_s)
+    return [(bus.name, bus.poll_interval_s) for bus in buses] + [(UNASSIGNED, slowest)]
+
+
+async def _telemetry(clock: Clock, sink: StoreSink, interval_s: float, cycle_s: float, group: str) -> None:
+    """One telemetry batch of one bus (``group``) per interval, timed to follow a complete poll
+    cycle of that bus.
 
     The window for fresh readings opens one poll cycle before the batch is due; the batch goes
-    out as soon as every online device has been polled in it, or half a cycle after it was due
-    at the latest (a stalled bus, a device in backoff). Scheduled from the previous batch, so
-    the period does not drift by the time the work takes.
+    out as soon as every online device of the bus has been polled in it, or half a cycle after
+    it was due at the latest (a stalled bus, a device in backoff). Scheduled from the previous
+    batch, so the period does not drift by the time the work takes. Each bus has its own timer:
+    with the buses' cycles staggered (``edge.runtime``), each batch follows its own bus's cycle
+    instead of every value waiting for the last bus of the store.
     """
     cycle_s = min(cycle_s, interval_s)
     failing = False
     last = clock.monotonic()
     while True:
         await clock.sleep(max(0.0, last + interval_s - cycle_s - clock.monotonic()))
-        sink.open_cycle_window()
+        if not sink.has_snapshots(group):  # nothing polled yet (or no device in the group: UNASSIGNED)
+            await clock.sleep(cycle_s)
+            last = clock.monotonic()
+            continue
+        sink.open_cycle_window(group)
         deadline = last + interval_s + cycle_s / 2
-        fresh = asyncio.ensure_future(sink.wait_for_fresh_cycle())
+        fresh = asyncio.ensure_future(sink.wait_for_fresh_cycle(group))
         timer = asyncio.ensure_future(clock.sleep(max(0.0, deadline - clock.monotonic())))
         try:
             await asyncio.wait({fresh, timer}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in (fresh, timer):
                 waiter.cancel()
-        ok = _guarded(sink.emit_telemetry, "telemetry timer", quiet=failing)
+        ok = _guarded(functools.partial(sink.emit_telemetry, group), "telemetry timer", quiet=failing)
         if ok and failing:
             log.info("telemetry timer recovered")
         failing = not ok

@@ -2,20 +2,19 @@
 
 Fault changes become FaultEvents stamped with the store id, the next sequence number and a
 fresh message id, committed (synchronous=FULL) together with the open-fault table before
-the sender sees them. Device snapshots are kept as the latest state; the telemetry timer
-turns them into one TelemetryBatch per store per cycle, and the health timer into a
-retained StoreHealth.
+the sender sees them. Device snapshots are kept as the latest state; the telemetry timers
+turn them into one TelemetryBatch per bus per interval (each right after that bus's fresh
+poll cycle), and the health timer into a retained StoreHealth.
 """
 
 from __future__ import annotations
 
 import asyncio
-
 import functools
 import importlib.metadata
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
 import pydantic_core
 from pydantic import ValidationError
@@ -40,6 +39,7 @@ from protocols.mqtt.topics import TopicKind, topic
 
 log = logging.getLogger(__name__)
 
+UNASSIGNED = ""  # the telemetry group of a device on no configured bus (a fake edge's, in tests)
 
 
 @functools.cache
@@ -96,11 +96,15 @@ class StoreSink:
 
     def __init__(self, *, store_id: str, db: StoreDatabase, outbox: Outbox, clock: Clock,
                  metrics: GatewayMetrics, on_enqueued: Callable[[], None] = lambda: None,
-                 store_name: str = "") -> None:
+                 store_name: str = "", buses: Mapping[str, Iterable[str]] | None = None) -> None:
         self._store_id = store_id
         self._store_name = store_name
-        self._waiting: set[str] = set()  # online devices not yet polled in the current window
-        self._cycle_done = asyncio.Event()
+        # Telemetry groups: bus name -> its device ids (sorted, as in a batch); a device on none is in UNASSIGNED.
+        self._members = {bus: sorted(devices) for bus, devices in (buses or {}).items() if bus != UNASSIGNED}
+        self._bus_of = {device_id: bus for bus, devices in self._members.items() for device_id in devices}
+        self._waiting: dict[str, str] = {}  # online device -> its group, not yet polled in the group's window
+        self._left: dict[str, int] = {}  # per group with a window open: devices still awaited
+        self._cycle_done: dict[str, asyncio.Event] = {}  # per group: every awaited device polled
         self._db = db
         self._outbox = outbox
         self._clock = clock
@@ -135,23 +139,40 @@ class StoreSink:
 
     async def device_polled(self, snapshot: DeviceSnapshot) -> None:
         self._snapshots[snapshot.device_id] = snapshot
-        waiting = self._waiting
-        if waiting and snapshot.device_id in waiting:  # O(1) per poll: this is the polling hot path
-            waiting.discard(snapshot.device_id)
-            if not waiting:
-                self._cycle_done.set()
+        if self._waiting:  # O(1) per poll: this is the polling hot path
+            group = self._waiting.pop(snapshot.device_id, None)
+            if group is not None:
+                left = self._left[group] = self._left[group] - 1
+                if not left:
+                    self._cycle_done[group].set()
 
     # -- telemetry freshness ----------------------------------------------------------
-    # One batch per store per interval, built right after every live device has been polled
-    # again, so the batch carries values one poll cycle old at most, not one interval.
-    def open_cycle_window(self) -> None:
-        """Start waiting for a fresh poll of every device that is online now."""
-        self._waiting = {device_id for device_id, snapshot in self._snapshots.items() if snapshot.online}
-        self._cycle_done.clear()
+    # One batch per bus per interval, built right after every live device of the bus has been
+    # polled again, so the batch carries values one poll cycle old at most, not one interval.
+    def group_of(self, device_id: str) -> str:
+        """The telemetry group of a device: its bus, or UNASSIGNED."""
+        return self._bus_of.get(device_id, UNASSIGNED)
 
-    async def wait_for_fresh_cycle(self) -> None:
-        """Return once every device online at open_cycle_window() has been polled since."""
-        await self._cycle_done.wait()
+    def has_snapshots(self, group: str) -> bool:
+        """Whether any device of ``group`` has reported yet."""
+        return any(d in self._snapshots for d in self._group_ids(group))
+
+    def open_cycle_window(self, group: str) -> None:
+        """Start waiting for a fresh poll of every device of ``group`` that is online now."""
+        waiting, snapshots, left = self._waiting, self._snapshots, 0
+        for device_id in self._group_ids(group):
+            snapshot = snapshots.get(device_id)
+            if snapshot is not None and snapshot.online:
+                waiting[device_id] = group
+                left += 1
+            elif waiting.get(device_id) == group:
+                del waiting[device_id]  # the group's last window ends
+        self._left[group] = left
+        self._cycle_done.setdefault(group, asyncio.Event()).clear()  # none online: not set, the deadline rules
+
+    async def wait_for_fresh_cycle(self, group: str) -> None:
+        """Return once every device of ``group`` online at open_cycle_window() has been polled since."""
+        await self._cycle_done.setdefault(group, asyncio.Event()).wait()
 
     # -- state ------------------------------------------------------------------------
     def seed(self, snapshots: list[DeviceSnapshot]) -> None:
@@ -163,11 +184,16 @@ class StoreSink:
         return [self._snapshots[k] for k in sorted(self._snapshots)]
 
     # -- timers -----------------------------------------------------------------------
-    def emit_telemetry(self) -> int:
-        """Queue this cycle's TelemetryBatch (QoS 1, lowest priority); returns the points sent.
+    def emit_telemetry(self, group: str | None = None) -> int:
+        """Queue the TelemetryBatch of one group's devices (a bus; None: the whole store), QoS 1,
+        lowest priority; returns the points sent.
 
-        A store with more than the contract's MAX_BATCH_POINTS sends several batches per cycle."""
-        points = [point for snapshot in self.snapshots() for point in self._points.of(snapshot, self._metrics)]
+        A group with more than the contract's MAX_BATCH_POINTS sends several batches."""
+        if group is None:
+            snapshots = self.snapshots()
+        else:
+            snapshots = [self._snapshots[d] for d in self._group_ids(group) if d in self._snapshots]
+        points = [point for snapshot in snapshots for point in self._points.of(snapshot, self._metrics)]
         taken_at = self._clock.now()
         for start in range(0, len(points), MAX_BATCH_POINTS):  # one batch, unless the store is huge
             chunk = points[start:start + MAX_BATCH_POINTS]
@@ -180,6 +206,12 @@ class StoreSink:
         if points:
             self._on_enqueued()
         return len(points)
+
+    def _group_ids(self, group: str) -> list[str]:
+        """The device ids of ``group``, sorted: a bus's from the config, UNASSIGNED's as they report."""
+        if group == UNASSIGNED:
+            return sorted(d for d in self._snapshots if d not in self._bus_of)
+        return self._members.get(group, [])
 
     def health(self, *, online: bool) -> StoreHealth:
         devices = [
@@ -231,12 +263,14 @@ class _TelemetryPoints:
         """A device that is not answering reports every point as stale with no value."""
         points: list[dict[str, object]] = []
         online, device_id, checked = snapshot.online, snapshot.device_id, self._checked
+        plain, quality_json, isfinite = _PLAIN_VALUES, _QUALITY_JSON, math.isfinite  # locals: once per point
         for r in snapshot.readings:
             value, quality = (r.value, r.quality) if online else (None, Quality.STALE)
-            if (device_id, r.point, r.unit) in checked and type(quality) is Quality and (
-                    type(value) in _PLAIN_VALUES or (type(value) is float and math.isfinite(value))):
+            kind = type(value)
+            if (kind in plain or (type(value) is float and isfinite(value))) and type(quality) is Quality and (
+                    device_id, r.point, r.unit) in checked:
                 points.append({"device_id": device_id, "point": r.point, "value": value,
-                               "quality": _QUALITY_JSON[quality], "unit": r.unit})
+                               "quality": quality_json[quality], "unit": r.unit})
                 continue
             try:
                 point = TelemetryPoint(device_id=device_id, point=r.point, value=value, quality=quality, unit=r.unit)

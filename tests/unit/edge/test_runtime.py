@@ -13,6 +13,7 @@ from edge.config import BusConfig, DeviceConfig, EdgeConfig, RuleOverride
 from edge.errors import EdgeConfigError
 from edge.model import FaultChange
 from edge.runtime import Edge
+from edge.scheduler import SchedulerSettings
 from edge.transport import RtuOverTcpTransport, SerialRtuTransport, TcpTransport, default_transport_factory
 from protocols.modbus.pdu import Table
 from tests.unit.edge.fakes import (
@@ -147,14 +148,35 @@ async def test_two_buses_poll_concurrently_and_feed_the_sink() -> None:
         ("case-1", "high_temperature"),
         ("lane-2", "bill_stacker_full"),
     ]
-    # Each bus kept its own interval: 0, 10, 20 and 0, 2, ..., 20.
+    # Each bus kept its own interval: 0, 10, 20 and, the second of two buses starting half the
+    # shortest interval (2 s) late, 1, 3, ..., 19.
     by_bus = {b.bus: b for b in metrics.buses}
-    assert (by_bus["cases"].cycles, by_bus["lanes"].cycles) == (3, 11)
-    assert by_bus["lanes"].requests.requests == 11 * 2 * 2  # two reads per lane per cycle
+    assert (by_bus["cases"].cycles, by_bus["lanes"].cycles) == (3, 10)
+    assert by_bus["lanes"].requests.requests == 10 * 2 * 2  # two reads per lane per cycle
     danfoss_metrics = next(d for d in metrics.devices if d.device_id == "case-1")
     assert (danfoss_metrics.reads_per_poll, danfoss_metrics.reads_coalesced) == (7, 3 * 7)  # 14 points in 7 reads
-    assert sum(1 for s in sink.snapshots if s.device_id == "lane-1") == 11
+    assert sum(1 for s in sink.snapshots if s.device_id == "lane-1") == 10
     assert sorted(sink.codes()) == [("bill_stacker_full", "raised"), ("high_temperature", "raised")]
+
+
+@pytest.mark.parametrize(("stagger", "expected"), [(True, [0.0, 0.5, 1.0, 1.5]), (False, [0.0, 0.0, 0.0, 0.0])])
+async def test_buses_start_staggered_over_the_poll_interval(stagger: bool, expected: list[float]) -> None:
+    """Bus k of N (config order) polls first k/N of the poll interval after bus 0, then every interval."""
+    clock, sink = FakeClock(), RecordingSink()
+    names = [f"lanes-{k}" for k in range(4)]
+    buses = [tcp(name, device(f"lane-{k}", 1, "storeguard-sco-lane"), poll_interval_s=2) for k, name in enumerate(names)]
+    fakes = {name: FakeBus({1: sco_lane()}) for name in names}
+    edge = Edge(EdgeConfig(buses=buses), REGISTRY, sink, clock, memory_factory(fakes, clock),
+                scheduler_settings=SchedulerSettings(stagger_buses=stagger), rng=random.Random(3))
+    start = clock.now()
+    async with running(edge):
+        await clock.run_for(3.9)
+    polled: dict[str, list[float]] = {}
+    for snapshot in sink.snapshots:
+        assert snapshot.read_at is not None
+        polled.setdefault(snapshot.device_id, []).append((snapshot.read_at - start).total_seconds())
+    assert [polled[f"lane-{k}"][0] for k in range(4)] == pytest.approx(expected, abs=0.01)
+    assert all(times[1] - times[0] == pytest.approx(2.0, abs=0.01) for times in polled.values())
 
 
 async def test_metrics_are_copies() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -14,7 +15,7 @@ from edge.model import PointReading
 from gateway.errors import StorageError
 from gateway.metrics import GatewayMetrics
 from gateway.outbox import Outbox, OutboxKind
-from gateway.sink import StoreSink
+from gateway.sink import UNASSIGNED, StoreSink
 from gateway.storage import StoreDatabase
 from protocols.mqtt.messages import (
     MAX_BATCH_POINTS,
@@ -183,3 +184,45 @@ async def test_telemetry_bytes_are_the_contract_models_own(parts: Parts) -> None
         assert isinstance(batch, TelemetryBatch)
         assert row.payload == batch.to_bytes()
         assert [p.value for p in batch.points if p.device_id == "case-01"] == values[:-2]
+
+
+def bus_sink(parts: Parts) -> StoreSink:
+    return StoreSink(store_id="store-001", db=parts.db, outbox=parts.outbox, clock=parts.clock,
+                     metrics=parts.metrics, buses={"cases": ["case-01", "case-02"], "lanes": ["lane-01"]})
+
+
+async def test_one_telemetry_batch_per_bus_with_only_that_bus_s_devices(parts: Parts) -> None:
+    sink = bus_sink(parts)
+    for device_id in ("case-01", "case-02", "lane-01", "stray-01"):
+        await sink.device_polled(snapshot(device_id))
+    assert sink.emit_telemetry("lanes") == 2
+    assert sink.emit_telemetry("cases") == 4
+    assert sink.emit_telemetry(UNASSIGNED) == 2  # a device on no configured bus has its own group
+    batches = [b for b in parts.messages(OutboxKind.TELEMETRY) if isinstance(b, TelemetryBatch)]
+    assert [sorted({p.device_id for p in b.points}) for b in batches] == [
+        ["lane-01"], ["case-01", "case-02"], ["stray-01"]]
+    assert [b.seq for b in batches] == [0, 1, 2]  # one sequence for the store, as before
+    assert sink.emit_telemetry() == 8  # None: the whole store
+
+
+async def test_a_bus_s_cycle_window_closes_on_its_own_devices_only(parts: Parts) -> None:
+    sink = bus_sink(parts)
+    for device_id in ("case-01", "case-02", "lane-01"):
+        await sink.device_polled(snapshot(device_id))
+    await sink.device_polled(snapshot("case-02", online=False))
+    sink.open_cycle_window("cases")
+    sink.open_cycle_window("lanes")
+    cases = asyncio.ensure_future(sink.wait_for_fresh_cycle("cases"))
+    lanes = asyncio.ensure_future(sink.wait_for_fresh_cycle("lanes"))
+    await sink.device_polled(snapshot("lane-01"))
+    await asyncio.sleep(0)
+    assert lanes.done() and not cases.done()  # case-02 is offline: only case-01 is awaited
+    await sink.device_polled(snapshot("case-01"))
+    await asyncio.sleep(0)
+    assert cases.done()
+    sink.open_cycle_window("cases")  # a new window waits for a new poll
+    again = asyncio.ensure_future(sink.wait_for_fresh_cycle("cases"))
+    await sink.device_polled(snapshot("lane-01"))
+    await asyncio.sleep(0)
+    assert not again.done()
+    again.cancel()
