@@ -1,9 +1,10 @@
 """One polled device (edge layer): its read plan, latest readings, health and rules.
 
-Health: ``after_failures`` (K) consecutive failed polls take the device offline and raise
-a ``device_offline`` fault; ``clear_after_successes`` (M) consecutive good polls bring it
-back and clear it. While offline every reading is STALE and the rules hold their state.
-A device restored as offline after a restart starts offline: it too needs M good polls.
+Health (``edge.offline``): ``after_failures`` (K) consecutive failed polls take the device
+offline and raise a ``device_offline`` fault; ``clear_after_successes`` (M) consecutive good
+polls bring it back and clear it. While offline every reading is STALE and the rules hold
+their state. A device restored as offline after a restart starts offline: it too needs M
+good polls.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from edge.decode import stale_reading
 from edge.logs import FailureLog
 from edge.metrics import DeviceMetrics
 from edge.model import DeviceSnapshot, FaultChange, PointReading
+from edge.offline import OFFLINE_FAULT, OfflineTracker
 from edge.planner import ReadBlock, plan_reads
 from edge.rules import DeviceRules
-from protocols.mqtt.messages import FaultState, TicketClass
 
 logger = logging.getLogger(__name__)
 
-OFFLINE_FAULT = "device_offline"
+__all__ = ["OFFLINE_FAULT", "DeviceRuntime"]
 
 
 class DeviceRuntime:
@@ -39,10 +40,9 @@ class DeviceRuntime:
         self.timeout_s = timeout_s
         self.plan: tuple[ReadBlock, ...] = plan_reads(profile.points, profile.modbus)
         self.next_poll_at: float | None = None  # monotonic; None = poll in the next cycle
-        self.offline = False
-        self.offline_fault: FaultChange | None = None
+        self.health = OfflineTracker(config.id, profile.model, config.location, bus, config.unit, "modbus_unit",
+                                     f"unit {config.unit}", profile.offline)
         self.last_ok_at: datetime | None = None
-        self._offline_since: float | None = None
         self._readings: dict[str, PointReading] = {}
         self._stale: dict[str, tuple[PointReading, ...]] = {}  # per detail: PointReadings are immutable
         self._in_point_order = _point_order(profile)
@@ -63,6 +63,14 @@ class DeviceRuntime:
     @property
     def unit(self) -> int:
         return self.config.unit
+
+    @property
+    def offline(self) -> bool:
+        return self.health.offline
+
+    @property
+    def offline_fault(self) -> FaultChange | None:
+        return self.health.fault
 
     def due(self, now: float) -> bool:
         return self.next_poll_at is None or now >= self.next_poll_at
@@ -106,9 +114,7 @@ class DeviceRuntime:
         offline, so M good polls are needed to clear it. False when no enabled rule has the code."""
         if raised.fault_code != OFFLINE_FAULT:
             return self.rules.restore(raised, since)
-        self.offline = True
-        self.offline_fault = raised
-        self._offline_since = since
+        self.health.restore(raised, since)
         self.metrics.online = False
         return True
 
@@ -121,10 +127,10 @@ class DeviceRuntime:
         m.in_backoff, m.backoff_s = False, 0.0
         self.next_poll_at = None
         changes: list[FaultChange] = []
-        if self.offline:
-            if m.consecutive_successes < self.profile.offline.clear_after_successes:
+        if self.health.offline:
+            if not self.health.trusted_again(m):
                 return changes  # not trusted yet: readings stay unknown, rules hold
-            changes.append(self._back_online(now, at))
+            changes.append(self.health.come_back(m, now, at))
             self.rules.device_online(now)  # power may have returned: start the power-up windows
         elif self.last_ok_at is None:
             self.rules.device_online(now, first_poll=True)
@@ -145,10 +151,10 @@ class DeviceRuntime:
         m.in_backoff, m.backoff_s = backoff_s > 0, backoff_s
         self.next_poll_at = now + backoff_s if backoff_s > 0 else None
         self._log.failed(f"poll failed ({m.last_error}); {m.consecutive_failures} in a row")
-        if self.offline or m.consecutive_failures < self.profile.offline.after_failures:
+        if not self.health.should_go_offline(m):
             return []
         m.online = False
-        return [self._go_offline(error, now, at)]
+        return [self.health.go_offline(m, error, now, at, self.last_ok_at)]
 
     def split_block(self, block: ReadBlock) -> bool:
         """Replace a read that bridges unused addresses by reads without gaps; False if it has none."""
@@ -175,58 +181,6 @@ class DeviceRuntime:
 
     def skipped(self) -> None:
         self.metrics.skipped_polls += 1
-
-    def _go_offline(self, error: Exception, now: float, at: datetime) -> FaultChange:
-        self.offline = True
-        self._offline_since = now
-        evidence: dict[str, float | int | bool | str | None] = {
-            "failures": self.metrics.consecutive_failures,
-            "last_error": self.metrics.last_error,
-            "error_type": type(error).__name__,
-            "bus": self.bus,
-            "modbus_unit": self.unit,
-            "last_ok_at": self.last_ok_at.isoformat() if self.last_ok_at else None,
-        }
-        self.offline_fault = self._offline_change(FaultState.RAISED, at, evidence)
-        logger.error(
-            "%s/%s (unit %d) is offline after %d failed polls",
-            self.bus,
-            self.id,
-            self.unit,
-            self.metrics.consecutive_failures,
-        )
-        return self.offline_fault
-
-    def _back_online(self, now: float, at: datetime) -> FaultChange:
-        offline_s = now - self._offline_since if self._offline_since is not None else None
-        self.offline = False
-        self.offline_fault = None
-        self._offline_since = None
-        evidence: dict[str, float | int | bool | str | None] = {
-            "successes": self.metrics.consecutive_successes,
-            "offline_s": round(offline_s, 3) if offline_s is not None else None,
-            "bus": self.bus,
-            "modbus_unit": self.unit,
-        }
-        logger.info("%s/%s (unit %d) is back online", self.bus, self.id, self.unit)
-        return self._offline_change(FaultState.CLEARED, at, evidence)
-
-    def _offline_change(
-        self, state: FaultState, at: datetime, evidence: dict[str, float | int | bool | str | None]
-    ) -> FaultChange:
-        return FaultChange(
-            device_id=self.id,
-            device_model=self.profile.model,
-            fault_code=OFFLINE_FAULT,
-            state=state,
-            severity=self.profile.offline.severity,
-            fault_class=self.profile.offline.fault_class,
-            ticket_class=TicketClass.REPAIR,
-            occurred_at=at,
-            description=f"Device not answering on bus {self.bus} (unit {self.unit})",
-            location=self.config.location,
-            evidence=evidence,
-        )
 
 
 def _point_order(profile: DeviceProfile) -> Callable[[Mapping[str, PointReading]], tuple[PointReading, ...]]:

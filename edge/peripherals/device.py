@@ -19,14 +19,14 @@ from typing import Protocol
 
 from device_profiles.peripheral import Condition, ConditionType, PeripheralProfile
 from edge.config import DeviceConfig
-from edge.device import OFFLINE_FAULT
 from edge.errors import EdgeConfigError
 from edge.faults import FaultMachine, Transition
 from edge.logs import FailureLog
 from edge.metrics import DeviceMetrics, RequestCounters
 from edge.model import DeviceSnapshot, FaultChange, PointReading, PointValue
+from edge.offline import OFFLINE_FAULT, OfflineTracker
 from edge.peripherals.transport import ByteTransport
-from protocols.mqtt.messages import FaultState, Quality, TicketClass
+from protocols.mqtt.messages import FaultState, Quality
 
 logger = logging.getLogger(__name__)
 
@@ -101,10 +101,9 @@ class PeripheralDevice:
         self.profile = profile
         self.poller = poller
         self.timeout_s = timeout_s
-        self.offline = False
-        self.offline_fault: FaultChange | None = None
+        self.health = OfflineTracker(config.id, profile.model, config.location, bus, config.unit, "unit",
+                                     f"{profile.protocol} {config.unit}", profile.offline, protocol=profile.protocol)
         self.last_ok_at: datetime | None = None
-        self._offline_since: float | None = None
         self._readings: dict[str, PointReading] = {}
         self._states = [
             _State(c, FaultMachine(c.delay_s, c.clear_delay_s), profile.condition_type(c.name))
@@ -127,6 +126,14 @@ class PeripheralDevice:
     @property
     def unit(self) -> int:
         return self.config.unit
+
+    @property
+    def offline(self) -> bool:
+        return self.health.offline
+
+    @property
+    def offline_fault(self) -> FaultChange | None:
+        return self.health.fault
 
     def phases(self) -> dict[str, str]:
         return {s.condition.code: s.machine.phase.value for s in self._states}
@@ -161,7 +168,7 @@ class PeripheralDevice:
     def restore(self, raised: FaultChange, since: float) -> bool:
         """Resume a fault open from before a restart, emitting nothing; False if no condition has its code."""
         if raised.fault_code == OFFLINE_FAULT:
-            self.offline, self.offline_fault, self._offline_since = True, raised, since
+            self.health.restore(raised, since)
             self.metrics.online = False
             return True
         state = next((s for s in self._states if s.condition.code == raised.fault_code), None)
@@ -184,10 +191,10 @@ class PeripheralDevice:
         m.consecutive_failures = 0
         m.consecutive_successes += 1
         changes: list[FaultChange] = []
-        if self.offline:
-            if m.consecutive_successes < self.profile.offline.clear_after_successes:
+        if self.health.offline:
+            if not self.health.trusted_again(m):
                 return changes  # not trusted yet: readings stay unknown, conditions hold
-            changes.append(self._back_online(now, at))
+            changes.append(self.health.come_back(m, now, at))
         self._log.ok("answering again")
         self._readings = {
             **{name: PointReading(name, value, Quality.GOOD) for name, value in result.conditions.items()},
@@ -209,23 +216,10 @@ class PeripheralDevice:
         m.consecutive_failures += 1
         m.last_error = f"{type(error).__name__}: {error}"
         self._log.failed(f"poll failed ({m.last_error}); {m.consecutive_failures} in a row")
-        if self.offline or m.consecutive_failures < self.profile.offline.after_failures:
+        if not self.health.should_go_offline(m):
             return []
         m.online = False
-        self.offline, self._offline_since = True, now
-        evidence: Evidence = {
-            "failures": m.consecutive_failures,
-            "last_error": m.last_error,
-            "error_type": type(error).__name__,
-            "bus": self.bus,
-            "unit": self.unit,
-            "protocol": self.profile.protocol,
-            "last_ok_at": self.last_ok_at.isoformat() if self.last_ok_at else None,
-        }
-        self.offline_fault = self._offline_change(FaultState.RAISED, at, evidence)
-        logger.error("%s/%s (unit %d) is offline after %d failed polls", self.bus, self.id, self.unit,
-                     m.consecutive_failures)  # fmt: skip
-        return [self.offline_fault]
+        return [self.health.go_offline(m, error, now, at, self.last_ok_at)]
 
     def _evaluate(self, state: _State, result: PollResult, now: float, at: datetime) -> FaultChange | None:
         present = result.conditions.get(state.condition.name)
@@ -259,33 +253,6 @@ class PeripheralDevice:
             ticket_class=c.ticket_class,
             occurred_at=at,
             description=c.description or f"{self.profile.kind} condition {c.name}",
-            location=self.config.location,
-            evidence=evidence,
-        )
-
-    def _back_online(self, now: float, at: datetime) -> FaultChange:
-        offline_s = now - self._offline_since if self._offline_since is not None else None
-        self.offline, self.offline_fault, self._offline_since = False, None, None
-        evidence: Evidence = {
-            "successes": self.metrics.consecutive_successes,
-            "offline_s": round(offline_s, 3) if offline_s is not None else None,
-            "bus": self.bus,
-            "unit": self.unit,
-        }
-        logger.info("%s/%s (unit %d) is back online", self.bus, self.id, self.unit)
-        return self._offline_change(FaultState.CLEARED, at, evidence)
-
-    def _offline_change(self, state: FaultState, at: datetime, evidence: Evidence) -> FaultChange:
-        return FaultChange(
-            device_id=self.id,
-            device_model=self.profile.model,
-            fault_code=OFFLINE_FAULT,
-            state=state,
-            severity=self.profile.offline.severity,
-            fault_class=self.profile.offline.fault_class,
-            ticket_class=TicketClass.REPAIR,
-            occurred_at=at,
-            description=f"Device not answering on bus {self.bus} ({self.profile.protocol} {self.unit})",
             location=self.config.location,
             evidence=evidence,
         )

@@ -135,7 +135,8 @@ class TelemetryPoint(BaseModel):
 
 
 class TelemetryBatch(Message):
-    """All points of one store for one cycle: one message per store, never one per point."""
+    """The points of one bus after one complete poll cycle: a batch per bus and interval,
+    never a message per point. Central applies the points one by one, newest taken_at wins."""
 
     kind: Literal["telemetry"] = "telemetry"
     seq: Annotated[int, Field(ge=0, le=MAX_SEQ)]
