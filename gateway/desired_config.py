@@ -16,8 +16,8 @@ validated the profile's rule with its own override, and that is what runs). For 
   ack in one durable transaction, and the faults the new rules end are handed to the sink.
 
 A restarted gateway applies the stored config before its edge runs (`DesiredConfigHandler.start`). Acks go
-through the durable outbox, as health-priority rows (the outbox has no kind of their own; a
-lost ack is repeated anyway, since the retained config is delivered again on every reconnect).
+through the durable outbox as `config_ack` rows: sent with the faults, never evicted or
+expired, a newer ack superseding an unsent older one.
 """
 
 from __future__ import annotations
@@ -339,7 +339,7 @@ class DesiredConfigHandler:
                         error=problem, applied_at=now, active_version=active, sent_at=now)
         with self._db.transaction():
             self._book.record(desired.version, result, problem, now)
-            self._outbox.put(OutboxKind.HEALTH, self._ack_topic, ack.to_bytes(), qos=1)
+            self._outbox.put(OutboxKind.CONFIG_ACK, self._ack_topic, ack.to_bytes(), qos=1, supersede=True)
         if notify:
             self._on_enqueued()
         return True

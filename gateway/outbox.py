@@ -24,6 +24,7 @@ OVER_BUDGET_COUNTER = "over_budget:fault"
 
 class OutboxKind(StrEnum):
     FAULT = "fault"
+    CONFIG_ACK = "config_ack"  # the store's answer to a desired config from central
     HEALTH = "health"
     TELEMETRY = "telemetry"
 
@@ -36,9 +37,11 @@ class Priority(IntEnum):
     TELEMETRY = 2
 
 
-PRIORITY = {OutboxKind.FAULT: Priority.FAULT, OutboxKind.HEALTH: Priority.HEALTH,
-            OutboxKind.TELEMETRY: Priority.TELEMETRY}
-EVICTION_ORDER = (OutboxKind.TELEMETRY, OutboxKind.HEALTH)  # faults are never evicted
+# Config acks go with the faults: small, one per desired config, and central's sync status
+# waits on them. Like faults they never expire and are never evicted (a newer ack supersedes).
+PRIORITY = {OutboxKind.FAULT: Priority.FAULT, OutboxKind.CONFIG_ACK: Priority.FAULT,
+            OutboxKind.HEALTH: Priority.HEALTH, OutboxKind.TELEMETRY: Priority.TELEMETRY}
+EVICTION_ORDER = (OutboxKind.TELEMETRY, OutboxKind.HEALTH)  # faults and config acks are never evicted
 
 
 class DropReason(StrEnum):

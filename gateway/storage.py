@@ -17,7 +17,7 @@ from typing import Any, Self
 from gateway.errors import StorageError
 
 SCHEMA_VERSION = 1
-OUTBOX_KINDS = ("fault", "health", "telemetry")
+OUTBOX_KINDS = ("fault", "config_ack", "health", "telemetry")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (

@@ -70,7 +70,7 @@ def test_rows_survive_reopening_the_file(tmp_path: Path, clock: FakeClock) -> No
     db.close()
     db, box = opened(tmp_path / "store.db", clock)
     assert payloads(box) == [b"f1", b"t1"]
-    assert box.stats().rows == {FAULT: 1, HEALTH: 0, TELEMETRY: 1}
+    assert box.stats().rows == {FAULT: 1, OutboxKind.CONFIG_ACK: 0, HEALTH: 0, TELEMETRY: 1}
     db.close()
 
 
@@ -110,7 +110,7 @@ def test_overflow_evicts_oldest_telemetry_first_and_never_faults(tmp_path: Path,
     for _ in range(4):
         assert box.put(FAULT, "f", chunk) is not None
     stats = box.stats()
-    assert stats.rows == {FAULT: 8, HEALTH: 0, TELEMETRY: 0}
+    assert stats.rows == {FAULT: 8, OutboxKind.CONFIG_ACK: 0, HEALTH: 0, TELEMETRY: 0}
     assert stats.bytes > 64 * 1024
     assert box.over_budget() == 2
     assert box.drops() == {(TELEMETRY, DropReason.OVERFLOW): 3}
@@ -166,3 +166,20 @@ def test_stats_track_rows_and_bytes_by_kind(outbox: Outbox) -> None:
     assert (stats.depth, stats.bytes) == (2, 5 + 5 + 3 + 5)
     assert row is not None and outbox.ack(row)
     assert outbox.stats().rows[FAULT] == 0 and outbox.stats().bytes == 8
+
+
+def test_config_acks_go_with_faults_are_never_evicted_or_expired_and_the_newest_supersedes(
+        tmp_path: Path, clock: FakeClock) -> None:
+    db, box = opened(tmp_path / "store.db", clock, max_bytes=64 * 1024, max_age_s=60)
+    try:
+        box.put(TELEMETRY, "t", b"t" * 20_000)
+        box.put(HEALTH, "h", b"h1", retain=True)
+        box.put(OutboxKind.CONFIG_ACK, "a", b"ack-v1", supersede=True)
+        box.put(OutboxKind.CONFIG_ACK, "a", b"ack-v2", supersede=True)  # v1 was never sent: only v2 matters
+        assert payloads(box) == [b"ack-v2", b"h1", b"t" * 20_000]
+        clock.advance(120)  # older than max_age_s: health and telemetry expire, the ack stays
+        box.put(TELEMETRY, "t", b"t" * 60_000)  # fills the outbox: evicts telemetry and health, never the ack
+        assert b"ack-v2" in payloads(box) and b"h1" not in payloads(box)
+        assert box.drops()[(OutboxKind.CONFIG_ACK, DropReason.SUPERSEDED)] == 1
+    finally:
+        db.close()

@@ -35,13 +35,13 @@ async def test_timers_run_on_the_injected_clock_and_shutdown_is_clean(tmp_path: 
                     return dict(state["outbox"]["by_kind"])
 
             # the health sent once the devices are known (a newer one supersedes it, retained)
-            assert await by_kind() == {"fault": 0, "health": 1, "telemetry": 0}
+            assert await by_kind() == {"fault": 0, "config_ack": 0, "health": 1, "telemetry": 0}
             # No fresh polls after the first: each batch waits for a complete poll cycle (5 s
             # buses) until half a cycle past due, so batches go out at 12.5 s, 25 s, 37.5 s, ...
             await clock.run_for(35)
-            assert await by_kind() == {"fault": 0, "health": 1, "telemetry": 2}
+            assert await by_kind() == {"fault": 0, "config_ack": 0, "health": 1, "telemetry": 2}
             await clock.run_for(30)
-            assert await by_kind() == {"fault": 0, "health": 1, "telemetry": 5}
+            assert await by_kind() == {"fault": 0, "config_ack": 0, "health": 1, "telemetry": 5}
             await edge.fault("case-01")
             assert (await by_kind())["fault"] == 1
     finally:
