@@ -17,10 +17,9 @@ from operator import itemgetter
 from device_profiles.schema import DeviceProfile
 from edge.config import DeviceConfig
 from edge.decode import stale_reading
-from edge.logs import FailureLog
 from edge.metrics import DeviceMetrics
 from edge.model import DeviceSnapshot, FaultChange, PointReading
-from edge.offline import OFFLINE_FAULT, OfflineTracker
+from edge.offline import OFFLINE_FAULT, OfflineTracker, PolledDevice
 from edge.planner import ReadBlock, plan_reads
 from edge.rules import DeviceRules
 
@@ -29,7 +28,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["OFFLINE_FAULT", "DeviceRuntime"]
 
 
-class DeviceRuntime:
+class DeviceRuntime(PolledDevice):
     def __init__(
         self, bus: str, config: DeviceConfig, profile: DeviceProfile, rules: DeviceRules, *, timeout_s: float
     ) -> None:
@@ -47,7 +46,6 @@ class DeviceRuntime:
         self._stale: dict[str, tuple[PointReading, ...]] = {}  # per detail: PointReadings are immutable
         self._in_point_order = _point_order(profile)
         self._point_count = len(profile.points)
-        self._log = FailureLog(logger, f"{bus}/{config.id} (unit {config.unit})")
         self.metrics = DeviceMetrics(
             device_id=config.id,
             bus=bus,
@@ -55,22 +53,6 @@ class DeviceRuntime:
             device_model=profile.model,
             reads_per_poll=len(self.plan),
         )
-
-    @property
-    def id(self) -> str:
-        return self.config.id
-
-    @property
-    def unit(self) -> int:
-        return self.config.unit
-
-    @property
-    def offline(self) -> bool:
-        return self.health.offline
-
-    @property
-    def offline_fault(self) -> FaultChange | None:
-        return self.health.fault
 
     def due(self, now: float) -> bool:
         return self.next_poll_at is None or now >= self.next_poll_at
@@ -120,21 +102,18 @@ class DeviceRuntime:
 
     def poll_succeeded(self, readings: dict[str, PointReading], now: float, at: datetime) -> list[FaultChange]:
         m = self.metrics
-        m.polls += 1
         m.reads_coalesced += max(0, self._point_count - len(self.plan))
-        m.consecutive_failures = 0
-        m.consecutive_successes += 1
         m.in_backoff, m.backoff_s = False, 0.0
         self.next_poll_at = None
-        changes: list[FaultChange] = []
-        if self.health.offline:
-            if not self.health.trusted_again(m):
-                return changes  # not trusted yet: readings stay unknown, rules hold
-            changes.append(self.health.come_back(m, now, at))
+        was_offline = self.health.offline
+        trusted, back = self.health.poll_succeeded(m, now, at)
+        if not trusted:
+            return []  # not trusted yet: readings stay unknown, rules hold
+        changes = [back] if back is not None else []
+        if was_offline:
             self.rules.device_online(now)  # power may have returned: start the power-up windows
         elif self.last_ok_at is None:
             self.rules.device_online(now, first_poll=True)
-        self._log.ok("answering again")
         self._readings = readings
         self.last_ok_at = at
         m.online = True
@@ -143,18 +122,10 @@ class DeviceRuntime:
 
     def poll_failed(self, error: Exception, now: float, at: datetime, backoff_s: float) -> list[FaultChange]:
         m = self.metrics
-        m.polls += 1
-        m.failed_polls += 1
-        m.consecutive_successes = 0
-        m.consecutive_failures += 1
-        m.last_error = f"{type(error).__name__}: {error}"
         m.in_backoff, m.backoff_s = backoff_s > 0, backoff_s
         self.next_poll_at = now + backoff_s if backoff_s > 0 else None
-        self._log.failed(f"poll failed ({m.last_error}); {m.consecutive_failures} in a row")
-        if not self.health.should_go_offline(m):
-            return []
-        m.online = False
-        return [self.health.go_offline(m, error, now, at, self.last_ok_at)]
+        raised = self.health.poll_failed(m, error, now, at, self.last_ok_at)
+        return [raised] if raised is not None else []
 
     def split_block(self, block: ReadBlock) -> bool:
         """Replace a read that bridges unused addresses by reads without gaps; False if it has none."""

@@ -10,10 +10,12 @@ counters (``DeviceMetrics``); this keeps the state and builds the fault changes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from device_profiles.schema import OfflineSettings
+from edge.config import DeviceConfig
+from edge.logs import FailureLog
 from edge.metrics import DeviceMetrics
 from edge.model import FaultChange
 from protocols.mqtt.messages import FaultState, TicketClass
@@ -38,6 +40,38 @@ class OfflineTracker:
     offline: bool = False
     fault: FaultChange | None = None
     since: float | None = None  # monotonic, when it went offline
+    log: FailureLog = field(init=False, repr=False)  # first failure at ERROR, repeats counted, recovery INFO
+
+    def __post_init__(self) -> None:
+        self.log = FailureLog(logger, f"{self.bus}/{self.device_id} ({self.where})")
+
+    def poll_succeeded(self, metrics: DeviceMetrics, now: float, at: datetime) -> tuple[bool, FaultChange | None]:
+        """Count a good poll: (whether its readings count, the device_offline clear if it came back).
+        An offline device's readings count again once it answered M polls in a row."""
+        metrics.polls += 1
+        metrics.consecutive_failures = 0
+        metrics.consecutive_successes += 1
+        change = None
+        if self.offline:
+            if not self.trusted_again(metrics):
+                return False, None
+            change = self.come_back(metrics, now, at)
+        self.log.ok("answering again")
+        return True, change
+
+    def poll_failed(self, metrics: DeviceMetrics, error: Exception, now: float, at: datetime,
+                    last_ok_at: datetime | None) -> FaultChange | None:
+        """Count a failed poll; the device_offline raise when it is the K-th in a row."""
+        metrics.polls += 1
+        metrics.failed_polls += 1
+        metrics.consecutive_successes = 0
+        metrics.consecutive_failures += 1
+        metrics.last_error = f"{type(error).__name__}: {error}"
+        self.log.failed(f"poll failed ({metrics.last_error}); {metrics.consecutive_failures} in a row")
+        if not self.should_go_offline(metrics):
+            return None
+        metrics.online = False
+        return self.go_offline(metrics, error, now, at, last_ok_at)
 
     def restore(self, raised: FaultChange, since: float) -> None:
         """Resume a device_offline still open from before a restart, emitting nothing."""
@@ -94,3 +128,27 @@ class OfflineTracker:
             location=self.location,
             evidence=evidence,
         )
+
+
+class PolledDevice:
+    """What every polled device (Modbus or serial peripheral) shows the scheduler, the
+    correlation and the gateway: its id, address and whether it answers."""
+
+    config: DeviceConfig
+    health: OfflineTracker
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    @property
+    def unit(self) -> int:
+        return self.config.unit
+
+    @property
+    def offline(self) -> bool:
+        return self.health.offline
+
+    @property
+    def offline_fault(self) -> FaultChange | None:
+        return self.health.fault

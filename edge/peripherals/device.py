@@ -11,7 +11,6 @@ condition the poller's latch is set again, so only the device reporting it over 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,14 +20,12 @@ from device_profiles.peripheral import Condition, ConditionType, PeripheralProfi
 from edge.config import DeviceConfig
 from edge.errors import EdgeConfigError
 from edge.faults import FaultMachine, Transition
-from edge.logs import FailureLog
 from edge.metrics import DeviceMetrics, RequestCounters
 from edge.model import DeviceSnapshot, FaultChange, PointReading, PointValue
-from edge.offline import OFFLINE_FAULT, OfflineTracker
+from edge.offline import OFFLINE_FAULT, OfflineTracker, PolledDevice
 from edge.peripherals.transport import ByteTransport
 from protocols.mqtt.messages import FaultState, Quality
 
-logger = logging.getLogger(__name__)
 
 Evidence = dict[str, float | int | bool | str | None]
 
@@ -92,7 +89,7 @@ class _State:
     raised: FaultChange | None = None
 
 
-class PeripheralDevice:
+class PeripheralDevice(PolledDevice):
     def __init__(
         self, bus: str, config: DeviceConfig, profile: PeripheralProfile, poller: Poller, *, timeout_s: float
     ) -> None:
@@ -110,7 +107,6 @@ class PeripheralDevice:
             for c in effective_conditions(profile, config)
             if c.enabled
         ]
-        self._log = FailureLog(logger, f"{bus}/{config.id} ({profile.protocol} {config.unit})")
         self.metrics = DeviceMetrics(
             device_id=config.id,
             bus=bus,
@@ -118,22 +114,6 @@ class PeripheralDevice:
             device_model=profile.model,
             reads_per_poll=poller.requests_per_poll,
         )
-
-    @property
-    def id(self) -> str:
-        return self.config.id
-
-    @property
-    def unit(self) -> int:
-        return self.config.unit
-
-    @property
-    def offline(self) -> bool:
-        return self.health.offline
-
-    @property
-    def offline_fault(self) -> FaultChange | None:
-        return self.health.fault
 
     def phases(self) -> dict[str, str]:
         return {s.condition.code: s.machine.phase.value for s in self._states}
@@ -187,15 +167,10 @@ class PeripheralDevice:
 
     def poll_succeeded(self, result: PollResult, now: float, at: datetime) -> list[FaultChange]:
         m = self.metrics
-        m.polls += 1
-        m.consecutive_failures = 0
-        m.consecutive_successes += 1
-        changes: list[FaultChange] = []
-        if self.health.offline:
-            if not self.health.trusted_again(m):
-                return changes  # not trusted yet: readings stay unknown, conditions hold
-            changes.append(self.health.come_back(m, now, at))
-        self._log.ok("answering again")
+        trusted, back = self.health.poll_succeeded(m, now, at)
+        if not trusted:
+            return []  # not trusted yet: readings stay unknown, conditions hold
+        changes = [back] if back is not None else []
         self._readings = {
             **{name: PointReading(name, value, Quality.GOOD) for name, value in result.conditions.items()},
             **{name: PointReading(name, value, Quality.GOOD) for name, value in result.values.items()},
@@ -210,16 +185,8 @@ class PeripheralDevice:
 
     def poll_failed(self, error: Exception, now: float, at: datetime) -> list[FaultChange]:
         m = self.metrics
-        m.polls += 1
-        m.failed_polls += 1
-        m.consecutive_successes = 0
-        m.consecutive_failures += 1
-        m.last_error = f"{type(error).__name__}: {error}"
-        self._log.failed(f"poll failed ({m.last_error}); {m.consecutive_failures} in a row")
-        if not self.health.should_go_offline(m):
-            return []
-        m.online = False
-        return [self.health.go_offline(m, error, now, at, self.last_ok_at)]
+        raised = self.health.poll_failed(m, error, now, at, self.last_ok_at)
+        return [raised] if raised is not None else []
 
     def _evaluate(self, state: _State, result: PollResult, now: float, at: datetime) -> FaultChange | None:
         present = result.conditions.get(state.condition.name)
