@@ -12,7 +12,6 @@ quiet for t3.5 is garbled and ignored.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Iterable
@@ -74,38 +73,19 @@ class ModbusRtuServer:
         self._rx_at = 0.0  # loop time of the latest bytes
         self._quiet_at = 0.0  # loop time the line is free again (wire_timing)
         self._rx_event = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def slave_name(self) -> str:
         return self._pty.slave_name
 
     async def __aenter__(self) -> ModbusRtuServer:
-        self._pty.open()
-        # We keep the slave side open too, so the master never reads EIO between edge sessions.
-        loop = asyncio.get_running_loop()
-        loop.add_reader(self._pty.master, self._on_readable)
-        self._task = asyncio.create_task(self._serve(), name=f"rtu-server {self.link}")
-        self._task.add_done_callback(self._report_crash)
+        self._pty.start(self._on_readable, self._serve, name=f"rtu-server {self.link}")
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        asyncio.get_running_loop().remove_reader(self._pty.master)
-        self._pty.close()
-
-
-
-
-    def _report_crash(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("rtu server on %s stopped", self.link, exc_info=task.exception())
+        await self._pty.stop()
 
     # --- receiving --------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ back, as a real single-wire ccTalk bus does (the host reads its own request befo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -64,29 +63,19 @@ class PeripheralSerialServer:
         self._pty = PtyLink(self.link, "a serial peripheral")
         self._rx = bytearray()
         self._rx_event = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def slave_name(self) -> str:
         return self._pty.slave_name
 
     async def __aenter__(self) -> PeripheralSerialServer:
-        self._pty.open()
-        # The slave side stays open too, so the master never reads EIO between host sessions.
-        asyncio.get_running_loop().add_reader(self._pty.master, self._on_readable)
-        self._task = asyncio.create_task(self._serve(), name=f"peripheral {self.link}")
+        self._pty.start(self._on_readable, self._serve, name=f"peripheral {self.link}")
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        asyncio.get_running_loop().remove_reader(self._pty.master)
-        self._pty.close()
+        await self._pty.stop()
 
     def _on_readable(self) -> None:
         try:
