@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from edge.errors import EdgeConfigError
 from edge.model import EdgeSink, FaultChange
 from edge.rules import effective_rules
 from gateway.errors import StorageError
+from gateway.metrics import GatewayMetrics
 from gateway.outbox import Outbox, OutboxKind
 from gateway.storage import StoreDatabase
 from protocols.mqtt.messages import (
@@ -221,7 +221,7 @@ class DesiredConfigHandler:
     """Consumes the store's config topic; see the module docstring."""
 
     def __init__(self, *, store_id: str, base: EdgeConfig, registry: ProfileRegistry, db: StoreDatabase,
-                 outbox: Outbox, sink: EdgeSink, clock: Clock,
+                 outbox: Outbox, sink: EdgeSink, clock: Clock, metrics: GatewayMetrics,
                  on_enqueued: Callable[[], None] = lambda: None) -> None:
         self.topic = topic(store_id, TopicKind.CONFIG)
         self._ack_topic = topic(store_id, TopicKind.CONFIG_ACK)
@@ -235,7 +235,7 @@ class DesiredConfigHandler:
         self._clock = clock
         self._target: Reconfigurable | None = None
         self._on_enqueued = on_enqueued
-        self.rejected: Counter[str] = Counter()  # malformed messages by ContractError reason
+        self._metrics = metrics  # config_rejected: malformed messages by ContractError reason
         self._logged: set[str] = set()
 
     def start(self) -> EdgeConfig:
@@ -278,7 +278,7 @@ class DesiredConfigHandler:
             if not isinstance(message, DesiredConfig):
                 raise ContractError("unexpected_kind", f"{type(message).__name__} on {self.topic!r}")
         except ContractError as exc:
-            self.rejected[exc.reason] += 1
+            self._metrics.config_rejected[exc.reason] += 1
             level = logging.DEBUG if exc.reason in self._logged else logging.WARNING
             self._logged.add(exc.reason)
             log.log(level, "rejected a desired config message (%s): %s", exc.reason, exc.detail)

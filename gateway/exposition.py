@@ -106,6 +106,8 @@ def _downlink(p: PromText, m: GatewayMetrics) -> None:
              (({"reason": k}, v) for k, v in sorted(m.ticket_status_rejected.items())))
     p.family(G + "ticket_status_stored_total", "counter", "Ticket status messages stored, by outcome.",
              (({"outcome": k}, v) for k, v in sorted(m.ticket_status_outcomes.items())))
+    p.family(G + "config_rejected_total", "counter", "Desired config messages rejected as malformed, by reason.",
+             (({"reason": k}, v) for k, v in sorted(m.config_rejected.items())))
     p.add(G + "downlink_overflow_total", "counter", "Received messages left for redelivery: queue full.",
           m.downlink_overflow)
     p.add(G + "downlink_errors_total", "counter", "Received messages left for redelivery: storage failed.",

@@ -31,6 +31,7 @@ class GatewayMetrics:
     ticket_status_received: int = 0
     ticket_status_outcomes: Counter[str] = field(default_factory=Counter)  # latest / stale / duplicate
     ticket_status_rejected: Counter[str] = field(default_factory=Counter)  # by reason
+    config_rejected: Counter[str] = field(default_factory=Counter)  # malformed desired configs, by reason
     downlink_overflow: int = 0  # left unacknowledged: the broker redelivers after a reconnect
     downlink_errors: int = 0  # storage failed; left unacknowledged
 

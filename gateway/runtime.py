@@ -104,7 +104,8 @@ class StoreGateway:
                                   metrics=self.metrics)
             downlink = DownlinkHandler(store_id=config.store_id, tickets=tickets, metrics=self.metrics)
             desired = DesiredConfigHandler(store_id=config.store_id, base=config.edge_config, registry=registry,
-                                           db=db, outbox=outbox, sink=sink, clock=clock, on_enqueued=sender.wake)
+                                           db=db, outbox=outbox, sink=sink, clock=clock, metrics=self.metrics,
+                                           on_enqueued=sender.wake)
             edge_config = desired.start()  # the desired config stored from central applies before the edge runs
             async with AsyncExitStack() as stack:
                 await stack.enter_async_context(session)

@@ -21,7 +21,8 @@ from edge.runtime import Edge
 from gateway.config import StoreConfig, load_registry
 from gateway.desired_config import DesiredConfigHandler
 from gateway.errors import StorageError
-from gateway.metrics import GatewayMetrics
+from gateway.exposition import _downlink
+from gateway.metrics import GatewayMetrics, PromText
 from gateway.outbox import Outbox
 from gateway.sink import StoreSink
 from gateway.storage import StoreDatabase
@@ -68,10 +69,12 @@ class Store:
         self.clock = FakeClock()
         self.db = StoreDatabase.open(config.outbox.path)
         self.outbox = Outbox(self.db, max_bytes=1_000_000, max_age_s=3600, clock=self.clock)
-        self.sink = StoreSink(store_id=STORE, db=self.db, outbox=self.outbox, clock=self.clock, metrics=GatewayMetrics())
+        self.metrics = GatewayMetrics()
+        self.sink = StoreSink(store_id=STORE, db=self.db, outbox=self.outbox, clock=self.clock, metrics=self.metrics)
         registry = load_registry(config)
         self.handler = DesiredConfigHandler(store_id=STORE, base=config.edge_config, registry=registry, db=self.db,
-                                            outbox=self.outbox, sink=self.sink, clock=self.clock)
+                                            outbox=self.outbox, sink=self.sink, clock=self.clock,
+                                            metrics=self.metrics)
         self.edge_config = self.handler.start()
         self.edge = Recording(Edge(self.edge_config, registry, self.sink, self.clock, restored_faults=restored or ()))
         self.handler.attach(self.edge)
@@ -239,7 +242,10 @@ async def test_malformed_messages_are_counted_and_dropped(store: Store) -> None:
     good = desired(1, HIGH_5)
     assert await store.handler.handle(good.replace(b'"limit":5.0', b'"limit":6.0')) is True  # hash mismatch
     assert await store.handler.handle(good.replace(STORE.encode(), b"store-002")) is True
-    assert dict(store.handler.rejected) == {"bad_json": 1, "schema": 1, "store_mismatch": 1}
+    assert dict(store.metrics.config_rejected) == {"bad_json": 1, "schema": 1, "store_mismatch": 1}
+    text = PromText()
+    _downlink(text, store.metrics)  # the store's /metrics section for what central sends down
+    assert 'storeguard_gateway_config_rejected_total{reason="bad_json"} 1' in text.render()
     assert store.acks() == [] and store.edge.calls == []
 
 
