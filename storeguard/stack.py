@@ -7,6 +7,7 @@ own process, started with the same commands an operator would use.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,16 +28,44 @@ from storeguard.lane_peripherals import PRINTER_PROFILE, lane_links, peripheral_
 DEMO_PASSWORD = "storeguard-demo"  # printed by the demo; the embedded setup is for trying it out only
 
 
-def free_port(preferred: int | None = None) -> int:
-    """`preferred` when it is free (stable URLs for people), else any free port."""
-    if preferred:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", preferred))
-                return preferred
-            except OSError:
-                pass
+_handed_out: set[int] = set()  # ports this process chose already: never the same one twice
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(preferred: int | None = None) -> int:
+    """`preferred` when it is free (stable URLs for people), else a free port for a server to bind.
+
+    Chosen below the kernel's ephemeral range: a port from that range (what binding port 0
+    gives) can be taken as the local end of some outgoing connection (central's own MQTT
+    client, say) between choosing it and the server binding it, and the server then fails
+    with "address already in use"."""
+    if preferred and preferred not in _handed_out and _bindable(preferred):
+        _handed_out.add(preferred)
+        return preferred
+    low, _ = _ephemeral_range()
+    first, last = 10_000, max(10_001, low - 1)
+    for _attempt in range(200):
+        port = random.randint(first, last)
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    with socket.socket() as sock:  # the low range is crowded: fall back to the kernel's choice
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
