@@ -43,6 +43,9 @@ from central.stores.views import router as stores_router
 from central.system_views import router as system_router
 from central.technicians.views import router as technicians_router
 from central.tickets.views import router as tickets_router
+from central.timers.loop import TimerLoop
+from central.timers import service as timers_service
+from central.timers.service import TimerRegistry
 from central.ingest.views import router as ingest_router
 from device_profiles import ProfileRegistry
 
@@ -78,6 +81,10 @@ def _start(runtime: Runtime) -> None:
             summary = load_seed(session, settings.seed_file, now=runtime.clock.now(),
                                 production=settings.environment is Environment.PRODUCTION)
         log.info("seeded %d new and %d existing users from %s", summary.created, summary.updated, settings.seed_file)
+    if settings.timers_enabled:
+        runtime.timers = TimerLoop(database=runtime.database, registry=runtime.timer_registry, clock=runtime.clock,
+                                   metrics=runtime.metrics, interval_s=settings.timer_interval_s)
+        runtime.timers.start()
     if settings.mqtt_enabled:
         runtime.publisher = StatusPublisher(settings=settings, database=runtime.database, metrics=runtime.metrics,
                                             clock=runtime.clock)
@@ -91,6 +98,9 @@ def _stop(runtime: Runtime) -> None:
     if runtime.consumer is not None:
         runtime.consumer.stop()
         runtime.consumer = None
+    if runtime.timers is not None:
+        runtime.timers.stop()
+        runtime.timers = None
     if runtime.publisher is not None:
         runtime.publisher.stop()
         runtime.publisher = None
@@ -102,6 +112,17 @@ def _outbox_pending(database: Database) -> float:
         return outbox.count_pending(session=session)
 
 
+def _timers_pending(database: Database) -> float:
+    with database.session() as session:
+        return timers_service.count_pending(session=session)
+
+
+def timer_registry() -> TimerRegistry:
+    """Every timer kind central fires, with its handler (each domain registers its own)."""
+    registry = TimerRegistry()
+    return registry
+
+
 def create_app(settings: CentralSettings, *, clock: Clock | None = None) -> FastAPI:
     """The central FastAPI application; nothing connects until its lifespan starts."""
     clock = clock or SystemClock()
@@ -109,12 +130,15 @@ def create_app(settings: CentralSettings, *, clock: Clock | None = None) -> Fast
     metrics = Metrics()
     profiles = ProfileRegistry.load(list(settings.profile_dirs))
     runtime = Runtime(settings=settings, clock=clock, database=database, metrics=metrics, profiles=profiles,
-                      ingestor=Ingestor(database=database, profiles=profiles, metrics=metrics, clock=clock))
+                      ingestor=Ingestor(database=database, profiles=profiles, metrics=metrics, clock=clock),
+                      timer_registry=timer_registry())
     database.on_outbox_commit(lambda: runtime.publisher.wake() if runtime.publisher else None)
     metrics.gauge("storeguard_central_ingest_queue_depth", "messages waiting for the ingest worker",
                   lambda: runtime.consumer.queue_depth() if runtime.consumer else 0)
     metrics.gauge("storeguard_central_outbox_pending", "ticket status messages not yet acknowledged by the broker",
                   lambda: _outbox_pending(database))
+    metrics.gauge("storeguard_central_timers_pending", "timers waiting for their deadline (parked ones excluded)",
+                  lambda: _timers_pending(database))
     metrics.gauge("storeguard_central_mqtt_connected", "1 when both MQTT connections are up",
                   lambda: float(bool(runtime.consumer and runtime.consumer.connected
                                      and runtime.publisher and runtime.publisher.connected)))

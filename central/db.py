@@ -181,12 +181,12 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def migrate(database_url: str) -> None:
-    """Upgrade the database to the newest revision; safe to run from several workers at once."""
+    """Upgrade the database to the newest revision(s); safe to run from several workers at once."""
     engine = create_db_engine(database_url)
     try:
         with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-            command.upgrade(alembic_config(connection), "head")
+            command.upgrade(alembic_config(connection), "heads")
     finally:
         engine.dispose()

@@ -25,6 +25,9 @@ COUNTERS: Mapping[str, str] = MappingProxyType(
         "storeguard_central_db_retries_total": "ingest transactions retried after a transient database error",
         "storeguard_central_tickets_created_total": "tickets created from device faults, by ticket class",
         "storeguard_central_status_published_total": "ticket status messages acknowledged by the broker",
+        "storeguard_central_timers_fired_total": "timers fired (handler ran and committed), by kind",
+        "storeguard_central_timers_retried_total": "timer handler runs that failed and were rescheduled",
+        "storeguard_central_timers_parked_total": "timers parked after failing max_attempts times",
     }
 )
 

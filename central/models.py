@@ -9,6 +9,7 @@ from central.store_config.models import StoreConfigAck, StoreConfigVersion
 from central.stores.models import Device, DevicePoint, Store
 from central.technicians.models import Technician
 from central.tickets.models import Ticket, TicketEvent
+from central.timers.models import Timer
 
 metadata = Base.metadata
 
@@ -26,6 +27,7 @@ __all__ = [
     "Technician",
     "Ticket",
     "TicketEvent",
+    "Timer",
     "User",
     "metadata",
 ]

@@ -11,6 +11,8 @@ from central.ingest.processor import Ingestor
 from central.metrics import Metrics
 from central.publisher import StatusPublisher
 from central.settings import CentralSettings
+from central.timers.loop import TimerLoop
+from central.timers.service import TimerRegistry
 from device_profiles import ProfileRegistry
 
 
@@ -22,5 +24,7 @@ class Runtime:
     metrics: Metrics
     profiles: ProfileRegistry
     ingestor: Ingestor
+    timer_registry: TimerRegistry
     consumer: MqttConsumer | None = None  # None when MQTT is disabled or not started yet
     publisher: StatusPublisher | None = None
+    timers: TimerLoop | None = None  # None when timers are disabled or not started yet

@@ -60,6 +60,9 @@ class CentralSettings(BaseSettings):
     publisher_poll_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     publisher_max_inflight: Annotated[int, Field(ge=1, le=65_000)] = 500
 
+    timers_enabled: bool = True  # fire SLA warnings, escalations, grace periods (every worker may)
+    timer_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0  # the longest a due timer waits
+
     @field_validator("mqtt_url")
     @classmethod
     def _mqtt_url(cls, value: str) -> str:
