@@ -5,12 +5,16 @@ from __future__ import annotations
 import sys
 
 from benchmarks import bus_efficiency, edge_cpu, loop_latency, offline
+from benchmarks import timers as timer_pass
+from benchmarks import telemetry_ingest
 
 BENCHMARKS = [
     ("fault -> ticket -> store latency (real processes)", loop_latency.main),
     ("RS-485 bus efficiency against the physical limit", bus_efficiency.main),
     ("an hour-equivalent offline, then reconnect", offline.main),
     ("edge CPU: 200 Modbus TCP devices x 10 registers every second", edge_cpu.main),
+    ("central: timer pass with 100,000 open tickets (PostgreSQL)", timer_pass.main),
+    ("central: telemetry ingest into PostgreSQL, batched vs single-row", telemetry_ingest.main),
 ]
 
 

@@ -43,10 +43,15 @@ from central.stores.views import router as stores_router
 from central.system_views import router as system_router
 from central.technicians.views import router as technicians_router
 from central.tickets.views import router as tickets_router
+from central.sla import escalation as sla_escalation
+from central.sla.views import router as sla_router
 from central.timers.loop import TimerLoop
 from central.timers import service as timers_service
 from central.timers.service import TimerRegistry
 from central.ingest.views import router as ingest_router
+from central.maintenance import MaintenanceLoop, Retention
+from central.telemetry.service import InvalidRangeError
+from central.telemetry.views import router as telemetry_router
 from device_profiles import ProfileRegistry
 
 log = logging.getLogger(__name__)
@@ -60,6 +65,7 @@ _HTTP_STATUS: tuple[tuple[type[CentralError], int], ...] = (
     (InvalidTransitionError, 409),
     (VersionConflictError, 409),
     (InvalidConfigError, 422),
+    (InvalidRangeError, 422),
 )
 
 
@@ -85,6 +91,10 @@ def _start(runtime: Runtime) -> None:
         runtime.timers = TimerLoop(database=runtime.database, registry=runtime.timer_registry, clock=runtime.clock,
                                    metrics=runtime.metrics, interval_s=settings.timer_interval_s)
         runtime.timers.start()
+    if settings.maintenance_enabled:
+        runtime.maintenance = MaintenanceLoop(database=runtime.database, retention=Retention.from_settings(settings),
+                                              clock=runtime.clock, interval_s=settings.maintenance_interval_s)
+        runtime.maintenance.start()
     if settings.mqtt_enabled:
         runtime.publisher = StatusPublisher(settings=settings, database=runtime.database, metrics=runtime.metrics,
                                             clock=runtime.clock)
@@ -101,6 +111,9 @@ def _stop(runtime: Runtime) -> None:
     if runtime.timers is not None:
         runtime.timers.stop()
         runtime.timers = None
+    if runtime.maintenance is not None:
+        runtime.maintenance.stop()
+        runtime.maintenance = None
     if runtime.publisher is not None:
         runtime.publisher.stop()
         runtime.publisher = None
@@ -120,6 +133,7 @@ def _timers_pending(database: Database) -> float:
 def timer_registry() -> TimerRegistry:
     """Every timer kind central fires, with its handler (each domain registers its own)."""
     registry = TimerRegistry()
+    sla_escalation.register_timers(registry)
     return registry
 
 
@@ -130,7 +144,8 @@ def create_app(settings: CentralSettings, *, clock: Clock | None = None) -> Fast
     metrics = Metrics()
     profiles = ProfileRegistry.load(list(settings.profile_dirs))
     runtime = Runtime(settings=settings, clock=clock, database=database, metrics=metrics, profiles=profiles,
-                      ingestor=Ingestor(database=database, profiles=profiles, metrics=metrics, clock=clock),
+                      ingestor=Ingestor(database=database, profiles=profiles, metrics=metrics, clock=clock,
+                                        haccp_interval_s=settings.haccp_interval_s),
                       timer_registry=timer_registry())
     database.on_outbox_commit(lambda: runtime.publisher.wake() if runtime.publisher else None)
     metrics.gauge("storeguard_central_ingest_queue_depth", "messages waiting for the ingest worker",
@@ -157,7 +172,7 @@ def create_app(settings: CentralSettings, *, clock: Clock | None = None) -> Fast
     app.add_exception_handler(CentralError, _central_error)
     api = APIRouter(prefix=API_PREFIX)
     for router in (auth_router, stores_router, store_config_router, technicians_router, tickets_router,
-                   ingest_router):
+                   ingest_router, telemetry_router, sla_router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(system_router)

@@ -7,6 +7,8 @@ from central.ingest.models import DeadLetter, InboundMessage
 from central.outbox.models import OutboundMessage
 from central.store_config.models import StoreConfigAck, StoreConfigVersion
 from central.stores.models import Device, DevicePoint, Store
+from central.telemetry.models import HaccpInterval, telemetry_samples
+from central.sla.models import PriorityRule, SlaPolicy, StoreCalendar
 from central.technicians.models import Technician
 from central.tickets.models import Ticket, TicketEvent
 from central.timers.models import Timer
@@ -19,10 +21,14 @@ __all__ = [
     "Device",
     "DevicePoint",
     "FaultStateRecord",
+    "HaccpInterval",
     "InboundMessage",
     "OutboundMessage",
+    "PriorityRule",
+    "SlaPolicy",
     "Store",
     "StoreConfigAck",
+    "StoreCalendar",
     "StoreConfigVersion",
     "Technician",
     "Ticket",
@@ -30,4 +36,5 @@ __all__ = [
     "Timer",
     "User",
     "metadata",
+    "telemetry_samples",
 ]

@@ -8,6 +8,7 @@ from central.clock import Clock
 from central.db import Database
 from central.ingest.consumer import MqttConsumer
 from central.ingest.processor import Ingestor
+from central.maintenance import MaintenanceLoop
 from central.metrics import Metrics
 from central.publisher import StatusPublisher
 from central.settings import CentralSettings
@@ -28,3 +29,4 @@ class Runtime:
     consumer: MqttConsumer | None = None  # None when MQTT is disabled or not started yet
     publisher: StatusPublisher | None = None
     timers: TimerLoop | None = None  # None when timers are disabled or not started yet
+    maintenance: MaintenanceLoop | None = None  # the retention job; None when disabled or not started yet

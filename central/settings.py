@@ -63,6 +63,33 @@ class CentralSettings(BaseSettings):
     timers_enabled: bool = True  # fire SLA warnings, escalations, grace periods (every worker may)
     timer_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0  # the longest a due timer waits
 
+    # HACCP temperature log and retention (docs/telemetry-and-haccp.md)
+    haccp_interval_s: Annotated[int, Field(ge=60, le=86_400)] = 900  # must divide a day: intervals align to midnight UTC
+    maintenance_enabled: bool = True  # run the retention job in this worker (one pass at a time across workers)
+    maintenance_interval_s: Annotated[float, Field(ge=1, le=7 * 86_400)] = 3600.0
+    maintenance_batch_rows: Annotated[int, Field(ge=100, le=100_000)] = 5000  # rows per DELETE statement
+    telemetry_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    haccp_retention_days: Annotated[int, Field(ge=1, le=3650)] = 730
+    inbound_retention_days: Annotated[int, Field(ge=1, le=3650)] = 14  # must exceed the stores' redelivery horizon
+    outbound_retention_days: Annotated[int, Field(ge=1, le=3650)] = 14
+
+    @field_validator("haccp_interval_s")
+    @classmethod
+    def _haccp_interval_divides_a_day(cls, value: int) -> int:
+        if 86_400 % value:
+            raise ValueError(f"haccp_interval_s must divide a day (86400 s), e.g. 300, 900 or 3600, not {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _ledger_outlives_redelivery(self) -> Self:
+        # A message the broker still holds for central's session could come back after its
+        # ledger row was pruned and be applied twice (docs/telemetry-and-haccp.md, "Retention").
+        if self.inbound_retention_days * 86_400 < self.mqtt_session_expiry_s:
+            raise ValueError(f"inbound_retention_days ({self.inbound_retention_days}) must cover "
+                             f"mqtt_session_expiry_s ({self.mqtt_session_expiry_s} s): the idempotency ledger "
+                             "must outlive the broker's redelivery horizon")
+        return self
+
     @field_validator("mqtt_url")
     @classmethod
     def _mqtt_url(cls, value: str) -> str:

@@ -74,6 +74,27 @@ def cmd_central(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_central_prune(args: argparse.Namespace) -> int:
+    from central.clock import SystemClock
+    from central.db import Database
+    from central.maintenance import Retention, prune
+    from central.settings import CentralSettings
+
+    settings = CentralSettings(**({"database_url": args.database_url} if args.database_url else {}))
+    database = Database(settings.database_url)
+    try:
+        result = prune(database=database, retention=Retention.from_settings(settings), now=SystemClock().now(),
+                       on_batch=lambda table, count: print(f"  deleted {count} rows of {table}", flush=True))
+    finally:
+        database.dispose()
+    if result.skipped:
+        print("another central worker is running a retention pass right now; nothing done (try again later)")
+        return 0
+    for table, count in result.deleted.items():
+        print(f"{table}: {count} rows deleted")
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from central.db import migrate
     from central.settings import CentralSettings
@@ -164,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", dest="seed_file", help="YAML file of users and technicians to create")
     p.add_argument("--no-migrate", action="store_true", help="do not apply database migrations at start")
     p.set_defaults(func=cmd_central)
+    central_sub = p.add_subparsers(dest="central_command", metavar="[prune]")
+    prune = central_sub.add_parser(
+        "prune", help="run one retention pass (old telemetry, HACCP log, ledgers, expired tokens) and exit",
+        description="Delete telemetry samples, HACCP intervals, processed inbound and sent outbound messages "
+        "older than their retention (STOREGUARD_*_RETENTION_DAYS) and expired API tokens, in batches of "
+        "STOREGUARD_MAINTENANCE_BATCH_ROWS rows. See docs/telemetry-and-haccp.md.")
+    prune.add_argument("--database-url", dest="database_url")
+    prune.set_defaults(func=cmd_central_prune)
 
     p = sub.add_parser("migrate", help="apply central's database migrations (Alembic) and exit")
     p.add_argument("--database-url")

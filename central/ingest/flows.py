@@ -76,7 +76,8 @@ def record_inbound(*, session: Session, message: Message, kind: str, now: dateti
     return inserted is not None
 
 
-def apply_message(*, session: Session, message: Message, now: datetime, profiles: ProfileRegistry) -> Applied:
+def apply_message(*, session: Session, message: Message, now: datetime, profiles: ProfileRegistry,
+                  haccp_interval_s: int = stores.telemetry.DEFAULT_INTERVAL_S) -> Applied:
     kind = str(getattr(message, "kind", "unknown"))
     if not record_inbound(session=session, message=message, kind=kind, now=now):
         return Applied(Outcome.DUPLICATE, kind)
@@ -84,7 +85,8 @@ def apply_message(*, session: Session, message: Message, now: datetime, profiles
     if isinstance(message, FaultEvent):
         return apply_fault(session=session, fault=message, now=now, profiles=profiles)
     if isinstance(message, TelemetryBatch):
-        stores.apply_telemetry(session=session, batch=message, now=now)
+        stores.apply_telemetry(session=session, batch=message, now=now, profiles=profiles,
+                               haccp_interval_s=haccp_interval_s)
     elif isinstance(message, StoreHealth):
         kinds = {d.device_model: kind_of(profiles, d.device_model) for d in message.devices}
         stores.apply_health(session=session, health=message, now=now, kinds=kinds)

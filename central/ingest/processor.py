@@ -42,8 +42,10 @@ class Result:
 
 
 class Ingestor:
-    def __init__(self, *, database: Database, profiles: ProfileRegistry, metrics: Metrics, clock: Clock) -> None:
+    def __init__(self, *, database: Database, profiles: ProfileRegistry, metrics: Metrics, clock: Clock,
+                 haccp_interval_s: int = 900) -> None:
         self._database = database
+        self._haccp_interval_s = haccp_interval_s  # settings.haccp_interval_s
         self._profiles = profiles
         self._metrics = metrics
         self._clock = clock
@@ -60,7 +62,7 @@ class Ingestor:
             return Result(Outcome.REJECTED, reason=exc.reason)
         with self._database.session() as session, session.begin():
             applied: Applied = apply_message(session=session, message=message, now=self._clock.now(),
-                                             profiles=self._profiles)
+                                             profiles=self._profiles, haccp_interval_s=self._haccp_interval_s)
         # committed: only now does it count
         counter = ("storeguard_central_messages_accepted_total" if applied.outcome is Outcome.ACCEPTED
                    else "storeguard_central_messages_duplicate_total")

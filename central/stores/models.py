@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import JSON, ForeignKey, ForeignKeyConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from central.db import Base
+from central.db import Base, StrEnumType
+from central.sla.models import Criticality
 
 
 class Store(Base):
@@ -35,6 +36,8 @@ class Device(Base):
     online: Mapped[bool | None]  # None until a health message said
     last_ok_at: Mapped[datetime | None]
     last_seen: Mapped[datetime | None]
+    criticality: Mapped[Criticality] = mapped_column(StrEnumType(Criticality, 16), default=Criticality.NORMAL,
+                                                     server_default=Criticality.NORMAL.value)  # -> priority
 
 
 class DevicePoint(Base):
@@ -88,6 +91,7 @@ class DeviceRead(BaseModel):
     online: bool | None
     last_ok_at: datetime | None
     last_seen: datetime | None
+    criticality: Criticality = Criticality.NORMAL
     values: list[PointRead] = []
 
 

@@ -45,12 +45,20 @@ class EventType(StrEnum):
     FAULT_UPDATED = "fault_updated"
     FAULT_CLEARED = "fault_cleared"
     OUT_OF_ORDER = "out_of_order"  # a fault event older than the newest known one: history only
+    AWAITING_PARTS = "awaiting_parts"  # SLA clock paused
+    HELD = "held"  # on hold (store access, waiting on the store): SLA clock paused
+    RESUMED = "resumed"  # back to the status it was paused from
+    PRIORITY_CHANGED = "priority_changed"  # by a person; the SLA start stays the original one
+    SLA_WARNING = "sla_warning"  # 50% / 75% of an SLA target used (data: target, stage)
+    ESCALATED = "escalated"  # an SLA target breached (data: target, level, recipients)
+    REASSIGNED = "reassigned"  # not accepted within its window: moved to the next candidate
 
 
 class Source(StrEnum):
     DEVICE = "device"
     API = "api"
     TIMER = "timer"
+    HANDHELD = "handheld"  # a technician's handheld; its client time is when the action happened
     SYSTEM = "system"
 
 
@@ -97,6 +105,8 @@ class Ticket(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     version: Mapped[int] = mapped_column(default=1)  # +1 on every change; the store keeps the highest
+    paused_from: Mapped[TicketStatusValue | None] = mapped_column(StrEnumType(TicketStatusValue, 16))  # resume target
+    sla_signature: Mapped[str | None] = mapped_column(String(80))  # SLA timers were synced for this state
 
     assignee: Mapped[Technician | None] = relationship(lazy="joined")
     events: Mapped[list[TicketEvent]] = relationship(

@@ -69,6 +69,9 @@ class Action(StrEnum):
     CLOSE = "close"
     CANCEL = "cancel"
     RECOVER = "recover"  # the device reported the fault cleared (store tasks only)
+    AWAIT_PARTS = "await_parts"  # on site, the repair needs a part: the SLA clock pauses
+    HOLD = "hold"  # no store access or waiting on the store: the SLA clock pauses
+    RESUME = "resume"  # back to the status the ticket was paused from
 
 
 _REPAIR: dict[tuple[S, Action], S] = {
@@ -81,7 +84,12 @@ _REPAIR: dict[tuple[S, Action], S] = {
     (S.EN_ROUTE, Action.ARRIVE): S.ON_SITE,
     (S.ON_SITE, Action.RESOLVE): S.RESOLVED,
     (S.RESOLVED, Action.CLOSE): S.CLOSED,
-} | {(status, Action.CANCEL): S.CANCELLED for status in OPEN_STATUSES}
+    (S.ON_SITE, Action.AWAIT_PARTS): S.AWAITING_PARTS,
+    (S.AWAITING_PARTS, Action.RESUME): S.ON_SITE,  # the default; `resume_to` (paused_from) decides
+    (S.ON_HOLD, Action.RESUME): S.ASSIGNED,
+} | {(status, Action.CANCEL): S.CANCELLED for status in OPEN_STATUSES} | {
+    (status, Action.HOLD): S.ON_HOLD for status in (S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE, S.ON_SITE)
+}
 _STORE_TASK: dict[tuple[S, Action], S] = {
     (S.NEW, Action.RESOLVE): S.RESOLVED,  # done by the store's own staff
     (S.NEW, Action.RECOVER): S.RESOLVED,
@@ -104,15 +112,22 @@ EVENT_FOR_ACTION: Mapping[Action, EventType] = MappingProxyType(
         Action.CLOSE: EventType.CLOSED,
         Action.CANCEL: EventType.CANCELLED,
         Action.RECOVER: EventType.RESOLVED,
+        Action.AWAIT_PARTS: EventType.AWAITING_PARTS,
+        Action.HOLD: EventType.HELD,
+        Action.RESUME: EventType.RESUMED,
     }
 )
+PAUSED_STATUSES = frozenset({S.AWAITING_PARTS, S.ON_HOLD})  # the SLA clock stops
 
 
-def next_status(ticket_class: TicketClass, status: S, action: Action) -> S:
-    """The status `action` leads to, or InvalidTransitionError saying what is allowed."""
+def next_status(ticket_class: TicketClass, status: S, action: Action, *, resume_to: S | None = None) -> S:
+    """The status `action` leads to, or InvalidTransitionError saying what is allowed.
+
+    RESUME goes back to `resume_to` (the status the ticket was paused from) when given."""
     table = TRANSITIONS[ticket_class]
     try:
-        return table[(status, action)]
+        target = table[(status, action)]
+        return resume_to if action is Action.RESUME and resume_to is not None else target
     except KeyError:
         allowed = sorted(a.value for (s, a) in table if s is status)
         hint = f"allowed now: {', '.join(allowed)}" if allowed else "no action is allowed now"
@@ -124,6 +139,9 @@ def next_status(ticket_class: TicketClass, status: S, action: Action) -> S:
 
 # --- who may act --------------------------------------------------------------------------------
 _DISPATCH = frozenset({Role.DISPATCHER, Role.ADMIN})
+# may hold/resume any ticket and change its priority (supervisor roles where defined)
+_MANAGE = frozenset(r for r in Role if r.value in ("dispatcher", "supervisor", "regional_manager", "admin"))
+PRIORITY_CHANGERS = _MANAGE
 ROLES_FOR_ACTION: Mapping[Action, frozenset[Role]] = MappingProxyType(
     {
         Action.ASSIGN: _DISPATCH,
@@ -135,10 +153,15 @@ ROLES_FOR_ACTION: Mapping[Action, frozenset[Role]] = MappingProxyType(
         Action.CLOSE: _DISPATCH,
         Action.CANCEL: _DISPATCH,
         Action.RECOVER: frozenset(),  # the device only
+        Action.AWAIT_PARTS: frozenset({Role.TECHNICIAN}),
+        Action.HOLD: frozenset({Role.TECHNICIAN}) | _MANAGE,
+        Action.RESUME: frozenset({Role.TECHNICIAN}) | _MANAGE,
     }
 )
 STORE_TASK_RESOLVERS = frozenset({Role.STORE_STAFF, Role.DISPATCHER, Role.ADMIN})
-ASSIGNEE_ONLY = frozenset({Action.ACCEPT, Action.DECLINE, Action.EN_ROUTE, Action.ARRIVE, Action.RESOLVE})
+ASSIGNEE_ONLY = frozenset({Action.ACCEPT, Action.DECLINE, Action.EN_ROUTE, Action.ARRIVE, Action.RESOLVE,
+                           Action.AWAIT_PARTS})
+ASSIGNEE_ONLY_FOR_TECHNICIANS = frozenset({Action.HOLD, Action.RESUME})  # others may act on any ticket
 
 
 def authorize(action: Action, role: Role, *, ticket_class: TicketClass, is_assignee: bool) -> None:
@@ -150,4 +173,6 @@ def authorize(action: Action, role: Role, *, ticket_class: TicketClass, is_assig
     if role not in ROLES_FOR_ACTION[action]:
         raise PermissionDeniedError(f"a {role.value.replace('_', ' ')} may not {action.value.replace('_', ' ')}")
     if action in ASSIGNEE_ONLY and not is_assignee:
+        raise PermissionDeniedError("this ticket is not assigned to you")
+    if action in ASSIGNEE_ONLY_FOR_TECHNICIANS and role is Role.TECHNICIAN and not is_assignee:
         raise PermissionDeniedError("this ticket is not assigned to you")

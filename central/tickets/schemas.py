@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -102,6 +102,8 @@ class ActionBody(BaseModel):
     client_time: AwareDatetime | None = None
     note: Note = ""
     expected_version: Annotated[int, Field(ge=1)] | None = None  # 409 if the ticket moved on meanwhile
+    # "handheld" (technicians only): the SLA judges the action by client_time, e.g. when synced later
+    source: Literal[Source.API, Source.HANDHELD] = Source.API
 
 
 class DeclineBody(ActionBody):
@@ -122,3 +124,11 @@ class CancelBody(ActionBody):
 
 class AssignBody(ActionBody):
     technician_id: int
+
+
+class HoldBody(ActionBody):
+    reason: Annotated[str, Field(min_length=1, max_length=500)]  # e.g. "no access until the store opens"
+
+
+class AwaitPartsBody(ActionBody):
+    part: Annotated[str, Field(min_length=1, max_length=200)]  # what is on order

@@ -16,13 +16,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from central.auth.models import Role, User
-from central.errors import NotFoundError, PermissionDeniedError, VersionConflictError
+from central.errors import InvalidTransitionError, NotFoundError, PermissionDeniedError, VersionConflictError
 from central.outbox import service as outbox
+from central.sla import policies as sla_policies
+from central.sla import service as sla
 from central.technicians import service as technicians
 from central.technicians.models import Technician
 from central.tickets import policy
 from central.tickets.assignment import Choice, choose_technician
-from central.tickets.models import OPEN_STATUSES, EventType, Source, Ticket, TicketEvent
+from central.tickets.models import CLOSED_STATUSES, OPEN_STATUSES, EventType, Source, Ticket, TicketEvent
 from central.tickets.policy import Action
 from protocols.mqtt.messages import FaultEvent, FaultState, TicketClass, TicketStatus, TicketStatusValue
 from protocols.mqtt.topics import TopicKind, topic
@@ -140,6 +142,8 @@ def _changed(session: Session, ticket: Ticket, *, now: datetime, note: str = "",
     if bump:
         ticket.version += 1
     ticket.updated_at = now
+    # re-plan SLA warnings/breaches/escalations; before the flush, so the ticket is updated once
+    sla.on_ticket_changed(session=session, ticket=ticket, now=now)
     session.flush()
     outbox.enqueue(session=session, message=status_message(ticket, now=now, note=note),
                    topic=topic(ticket.store_id, TopicKind.TICKET_STATUS), now=now, ticket_id=ticket.id)
@@ -170,7 +174,7 @@ def open_for_fault(
         **key, device_model=fault.device_model,
         title=(fault.description or f"{fault.fault_code.replace('_', ' ')} on {fault.device_id}")[:200],
         location=fault.location, ticket_class=fault.ticket_class, fault_class=fault.fault_class,
-        severity=fault.severity, priority=policy.priority_for(fault.fault_class, fault.severity),
+        severity=fault.severity, priority=sla_policies.priority_for_fault(session=session, fault=fault),
         status=TicketStatusValue.NEW, required_skill=skill, fault_active=cleared_at is None,
         fault_cleared_at=cleared_at, raise_count=1, first_raised_at=fault.occurred_at,
         last_raised_at=fault.occurred_at, evidence=dict(fault.evidence), created_at=now, updated_at=now, version=1,
@@ -250,11 +254,19 @@ def perform(
     *, session: Session, ticket: Ticket, action: Action, now: datetime, source: Source, actor: str | None = None,
     note: str = "", client_at: datetime | None = None, eta: datetime | None = None,
     resolution_code: str | None = None, technician: Technician | None = None, data: dict[str, Any] | None = None,
+    event_type: EventType | None = None,
 ) -> TicketEvent:  # fmt: skip
-    """Apply one validated transition with its side effects, event and status message."""
-    target = policy.next_status(ticket.ticket_class, ticket.status, action)
+    """Apply one validated transition with its side effects, event and status message.
+
+    `event_type` records it as something other than the action's own event (e.g. REASSIGNED)."""
+    target = policy.next_status(ticket.ticket_class, ticket.status, action, resume_to=ticket.paused_from)
     previous = ticket.status
     data = dict(data or {})
+    if action in (Action.AWAIT_PARTS, Action.HOLD):
+        ticket.paused_from = previous
+        data["paused_from"] = previous.value
+    elif action is Action.RESUME or target in CLOSED_STATUSES:
+        ticket.paused_from = None
     if action is Action.ASSIGN:
         if technician is None:
             raise ValueError("assign needs a technician")
@@ -271,19 +283,26 @@ def perform(
         ticket.resolution_code = resolution_code
         ticket.resolution_note = note
     ticket.status = target
-    event = _record(session, ticket, event_type=policy.EVENT_FOR_ACTION[action], now=now, source=source, actor=actor,
-                    note=note, client_at=client_at, from_status=previous, to_status=target, data=data)
+    event = _record(session, ticket, event_type=event_type or policy.EVENT_FOR_ACTION[action], now=now, source=source,
+                    actor=actor, note=note, client_at=client_at, from_status=previous, to_status=target, data=data)
     _changed(session, ticket, now=now, note=note)
     return event
 
 
+def excluded_technicians(*, session: Session, ticket_id: int) -> frozenset[int]:
+    """Technicians who declined this ticket or let it sit unaccepted: never offered it again."""
+    return frozenset(
+        int(e.data[field]) for e in events_of(session=session, ticket_id=ticket_id)
+        for field in ("technician_id", "from_technician_id")
+        if (e.type, field) in ((EventType.DECLINED, "technician_id"), (EventType.REASSIGNED, "from_technician_id"))
+        and e.data.get(field) is not None
+    )  # fmt: skip
+
+
 def auto_assign(*, session: Session, ticket: Ticket, now: datetime) -> Choice:
     """Assign a repair to the best technician, or explain on the ticket why nobody was."""
-    declined = frozenset(
-        int(e.data["technician_id"]) for e in events_of(session=session, ticket_id=ticket.id)
-        if e.type is EventType.DECLINED and e.data.get("technician_id") is not None
-    )  # fmt: skip
-    choice = choose_technician(technicians.candidates(session=session), skill=ticket.required_skill, exclude=declined)
+    excluded = excluded_technicians(session=session, ticket_id=ticket.id)
+    choice = choose_technician(technicians.candidates(session=session), skill=ticket.required_skill, exclude=excluded)
     if choice.technician is None:
         _record(session, ticket, event_type=EventType.NOT_ASSIGNED, now=now, source=Source.SYSTEM, note=choice.reason)
         return choice
@@ -293,12 +312,61 @@ def auto_assign(*, session: Session, ticket: Ticket, now: datetime) -> Choice:
     return choice
 
 
+def reassign_unaccepted(*, session: Session, ticket: Ticket, now: datetime, waited_min: int) -> Choice:
+    """An assigned repair nobody accepted in time: to the next candidate (never the same person), or
+    back to the dispatch queue (status new) when there is none. Recorded as REASSIGNED."""
+    previous = ticket.assignee
+    assert previous is not None, "only an assigned ticket can be reassigned"
+    excluded = excluded_technicians(session=session, ticket_id=ticket.id) | {previous.id}
+    choice = choose_technician(technicians.candidates(session=session), skill=ticket.required_skill, exclude=excluded)
+    why = f"{previous.display_name} did not accept within {waited_min} min"
+    data = {"from_technician_id": previous.id, "waited_min": waited_min}
+    if choice.technician is None:
+        perform(session=session, ticket=ticket, action=Action.DECLINE, now=now, source=Source.TIMER,
+                event_type=EventType.REASSIGNED, note=f"{why}; back to the dispatch queue ({choice.reason})",
+                data=data)
+        _record(session, ticket, event_type=EventType.NOT_ASSIGNED, now=now, source=Source.TIMER, note=choice.reason)
+        return choice
+    technician = session.get_one(Technician, choice.technician.technician_id)
+    perform(session=session, ticket=ticket, action=Action.ASSIGN, now=now, source=Source.TIMER,
+            event_type=EventType.REASSIGNED, note=f"{why}; {choice.reason}", technician=technician, data=data)
+    return choice
+
+
+def change_priority(
+    *, session: Session, ticket_id: int, priority: int, user: User, now: datetime, reason: str,
+    expected_version: int | None = None,
+) -> Ticket:  # fmt: skip
+    """A dispatcher or supervisor re-prioritises an open ticket; the SLA keeps its original start."""
+    if user.role not in policy.PRIORITY_CHANGERS:
+        raise PermissionDeniedError(f"a {user.role.value.replace('_', ' ')} may not change a ticket's priority")
+    ticket = get(session=session, ticket_id=ticket_id, for_update=True)
+    if expected_version is not None and expected_version != ticket.version:
+        raise VersionConflictError(f"ticket {ticket.number} is at version {ticket.version}, not {expected_version}")
+    if not ticket.is_open:
+        raise InvalidTransitionError(f"ticket {ticket.number} is {ticket.status.value}: only open tickets are "
+                                     "re-prioritised")
+    if priority == ticket.priority:
+        return ticket
+    previous, ticket.priority = ticket.priority, priority
+    _record(session, ticket, event_type=EventType.PRIORITY_CHANGED, now=now, source=Source.API, actor=user.username,
+            note=reason, data={"from": previous, "to": priority})
+    _changed(session, ticket, now=now, note=f"priority {previous} -> {priority}: {reason}")
+    return ticket
+
+
 def act(
     *, session: Session, ticket_id: int, action: Action, user: User, now: datetime, note: str = "",
     client_at: datetime | None = None, eta: datetime | None = None, resolution_code: str | None = None,
-    technician_id: int | None = None, expected_version: int | None = None,
+    technician_id: int | None = None, expected_version: int | None = None, source: Source = Source.API,
 ) -> Ticket:  # fmt: skip
-    """A person's action on a ticket (the REST API): authorise, validate, apply, re-dispatch."""
+    """A person's action on a ticket (the REST API): authorise, validate, apply, re-dispatch.
+
+    `source` HANDHELD (technicians only) makes the SLA judge the action by its `client_at`."""
+    if source not in (Source.API, Source.HANDHELD):
+        raise ValueError(f"a person acts through the api or the handheld, not {source.value!r}")
+    if source is Source.HANDHELD and user.role is not Role.TECHNICIAN:
+        raise PermissionDeniedError("only technicians act from the handheld; send source \"api\" (or none)")
     ticket = get(session=session, ticket_id=ticket_id, for_update=True)
     me = technicians.for_user(session=session, user_id=user.id)
     is_assignee = me is not None and ticket.assignee_id == me.id
@@ -312,7 +380,7 @@ def act(
             raise NotFoundError(f"no technician {technician_id}")
         if not technician.active:
             raise PermissionDeniedError(f"technician {technician.display_name} is not active")
-    perform(session=session, ticket=ticket, action=action, now=now, source=Source.API, actor=user.username,
+    perform(session=session, ticket=ticket, action=action, now=now, source=source, actor=user.username,
             note=note, client_at=client_at, eta=eta, resolution_code=resolution_code, technician=technician)
     if action is Action.DECLINE:
         auto_assign(session=session, ticket=ticket, now=now)

@@ -12,6 +12,7 @@ from central.errors import PermissionDeniedError
 from central.stores.models import Device, Store
 from central.technicians import service as technicians
 from central.tickets import schemas, service
+from central.tickets.models import Source
 from central.tickets.policy import Action
 from protocols.mqtt.messages import TicketStatusValue
 
@@ -62,7 +63,7 @@ def _act(
 ) -> schemas.TicketRead:  # fmt: skip
     ticket = service.act(session=session, ticket_id=ticket_id, action=action, user=user, now=runtime.clock.now(),
                          note=body.note, client_at=body.client_time, expected_version=body.expected_version,
-                         **extra)  # type: ignore[arg-type]
+                         source=Source(body.source), **extra)  # type: ignore[arg-type]
     session.commit()
     return schemas.ticket_read(ticket)
 
@@ -120,3 +121,26 @@ def cancel(ticket_id: int, body: schemas.CancelBody, session: SessionDep, runtim
 def assign(ticket_id: int, body: schemas.AssignBody, session: SessionDep, runtime: RuntimeDep,
            user: CurrentUser) -> schemas.TicketRead:
     return _act(session, runtime, user, ticket_id, Action.ASSIGN, body, technician_id=body.technician_id)
+
+
+@router.post("/{ticket_id}/await-parts", response_model=schemas.TicketRead)
+def await_parts(ticket_id: int, body: schemas.AwaitPartsBody, session: SessionDep, runtime: RuntimeDep,
+                user: CurrentUser) -> schemas.TicketRead:
+    """On site, a part is needed: the SLA clock pauses until `resume`."""
+    note = f"awaiting part: {body.part}" + (f" ({body.note})" if body.note else "")
+    return _act(session, runtime, user, ticket_id, Action.AWAIT_PARTS, body.model_copy(update={"note": note}))
+
+
+@router.post("/{ticket_id}/hold", response_model=schemas.TicketRead)
+def hold(ticket_id: int, body: schemas.HoldBody, session: SessionDep, runtime: RuntimeDep,
+         user: CurrentUser) -> schemas.TicketRead:
+    """No store access, or waiting on the store: the SLA clock pauses until `resume`."""
+    return _act(session, runtime, user, ticket_id, Action.HOLD,
+                body.model_copy(update={"note": body.reason + (f" ({body.note})" if body.note else "")}))
+
+
+@router.post("/{ticket_id}/resume", response_model=schemas.TicketRead)
+def resume(ticket_id: int, session: SessionDep, runtime: RuntimeDep, user: CurrentUser,
+           body: OptionalBody = None) -> schemas.TicketRead:
+    """Back to the status the ticket was paused from; the SLA clock runs again."""
+    return _act(session, runtime, user, ticket_id, Action.RESUME, body or _NO_BODY)

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.orm import Session
 
 from central.db import Database, upsert
+from central.tickets.models import Ticket  # claims borrow the ticket's row lock (see claim_due)
 from central.timers.models import Timer
 
 log = logging.getLogger(__name__)
@@ -103,12 +104,27 @@ def count_pending(*, session: Session) -> int:
 
 
 def claim_due(*, session: Session, now: datetime, limit: int) -> list[Timer]:
-    """Lock up to `limit` due timers, oldest deadline first; rows another worker holds are skipped."""
-    query = (select(Timer).where(Timer.failed_at.is_(None), Timer.due_at <= now)
-             .order_by(Timer.due_at, Timer.id).limit(limit))
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return list(session.scalars(query))
+    """Lock up to `limit` due timers, oldest deadline first; rows another worker holds are skipped.
+
+    On PostgreSQL a ticket's timers are claimed together with the ticket row itself (`FOR
+    UPDATE OF timers, tickets SKIP LOCKED`): a handler then owns its ticket and may re-plan
+    that ticket's other timers without waiting on a worker that holds some of them, and a
+    ticket locked by ingest or the API is simply left for the next pass. Everyone else locks
+    the ticket before its timers, and the claim never waits, so no lock cycle can form.
+    """
+    due = (Timer.failed_at.is_(None), Timer.due_at <= now)
+    order = (Timer.due_at, Timer.id)
+    if session.get_bind().dialect.name != "postgresql":
+        return list(session.scalars(select(Timer).where(*due).order_by(*order).limit(limit)))
+    with_ticket = list(session.scalars(
+        select(Timer).join(Ticket, Ticket.id == Timer.ticket_id).where(*due).order_by(*order).limit(limit)
+        .with_for_update(skip_locked=True, of=(Timer, Ticket))
+    ))
+    without_ticket = list(session.scalars(
+        select(Timer).where(*due, Timer.ticket_id.is_(None)).order_by(*order).limit(limit)
+        .with_for_update(skip_locked=True)
+    ))
+    return sorted(with_ticket + without_ticket, key=lambda t: (t.due_at, t.id))[:limit]
 
 
 # --- firing -------------------------------------------------------------------------------------
@@ -117,22 +133,45 @@ class PassResult:
     fired: dict[str, int] = field(default_factory=dict)  # by kind
     retried: int = 0
     parked: int = 0
+    skipped: int = 0  # claimed, but cancelled or moved later before its turn (by a handler earlier in the batch)
 
     @property
     def fired_total(self) -> int:
         return sum(self.fired.values())
 
 
-def _fire(session: Session, timer: Timer, registry: TimerRegistry, now: datetime) -> None:
+def _snapshot(row: Any) -> Timer:
+    """A detached copy of a fired timer's row, for the handler to read."""
+    return Timer(id=row.id, key=row.key, kind=row.kind, ticket_id=row.ticket_id, due_at=row.due_at,
+                 data=dict(row.data or {}), created_at=row.created_at, attempts=row.attempts,
+                 last_error=row.last_error, failed_at=row.failed_at)
+
+
+def _fire(session: Session, timer_id: int, kind: str, registry: TimerRegistry, now: datetime) -> bool:
+    """Delete the timer and run its handler in one savepoint; False if it was cancelled or moved meanwhile.
+
+    The delete re-checks the deadline: a handler earlier in the same batch (or another
+    worker, before we locked it) may have cancelled this timer or moved it later.
+    """
     with session.begin_nested():
-        handler = registry.handler(timer.kind)
-        session.delete(timer)
-        session.flush()  # gone before the handler runs, so it may schedule the same key again
-        handler(session, timer, now)
+        handler = registry.handler(kind)
+        table = Timer.__table__
+        assert isinstance(table, Table)
+        row = session.execute(
+            delete(table).where(table.c.id == timer_id, table.c.due_at <= now, table.c.failed_at.is_(None))
+            .returning(*table.c)
+        ).first()
+        if row is None:
+            return False
+        handler(session, _snapshot(row), now)  # may schedule the same key again: the row is gone
+    return True
 
 
-def _failed(session: Session, timer: Timer, exc: Exception, now: datetime, max_attempts: int,
+def _failed(session: Session, timer_id: int, exc: Exception, now: datetime, max_attempts: int,
             result: PassResult) -> None:
+    timer = session.get(Timer, timer_id, populate_existing=True)
+    if timer is None:
+        return  # cancelled by someone else meanwhile: nothing left to retry
     timer.attempts += 1
     timer.last_error = f"{type(exc).__qualname__}: {exc}"[:2000]
     if timer.attempts >= max_attempts:
@@ -146,6 +185,7 @@ def _failed(session: Session, timer: Timer, exc: Exception, now: datetime, max_a
         result.retried += 1
         log.warning("timer %s (%s) failed (attempt %d of %d), retrying in %.0f s: %s",
                     timer.key, timer.kind, timer.attempts, max_attempts, delay, timer.last_error)
+    session.flush()
 
 
 def run_pass(
@@ -156,15 +196,17 @@ def run_pass(
     result = PassResult()
     for _ in range(max_batches):
         with database.session() as session, session.begin():
-            due = claim_due(session=session, now=now, limit=batch_size)
-            for timer in due:
-                kind = timer.kind
+            due = [(timer.id, timer.kind) for timer in claim_due(session=session, now=now, limit=batch_size)]
+            for timer_id, kind in due:
                 try:
-                    _fire(session, timer, registry, now)
+                    fired = _fire(session, timer_id, kind, registry, now)
                 except Exception as exc:  # noqa: BLE001 - counted, retried, parked; never lost
-                    _failed(session, timer, exc, now, max_attempts, result)
+                    _failed(session, timer_id, exc, now, max_attempts, result)
                 else:
-                    result.fired[kind] = result.fired.get(kind, 0) + 1
+                    if fired:
+                        result.fired[kind] = result.fired.get(kind, 0) + 1
+                    else:
+                        result.skipped += 1
         if len(due) < batch_size:
             break
     return result

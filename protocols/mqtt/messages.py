@@ -69,6 +69,8 @@ class TicketStatusValue(StrEnum):
     ACCEPTED = "accepted"
     EN_ROUTE = "en_route"
     ON_SITE = "on_site"
+    AWAITING_PARTS = "awaiting_parts"  # paused: the SLA clock stops until the technician resumes
+    ON_HOLD = "on_hold"  # paused: no store access, or waiting on the store
     RESOLVED = "resolved"
     CLOSED = "closed"
     CANCELLED = "cancelled"

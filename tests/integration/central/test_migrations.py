@@ -104,3 +104,38 @@ def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path) -> None:  # type: ignore
             assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
     finally:
         database.dispose()
+
+
+PREVIOUS_RELEASE_HEAD = "0003"  # what the last landed release ran
+
+
+def test_upgrade_from_the_previous_release_keeps_its_data(database_url: str) -> None:
+    """A database at the previous head, with stores, users and tickets in it, upgrades in place."""
+    engine = create_db_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), PREVIOUS_RELEASE_HEAD)
+        now = NOW.replace(tzinfo=None) if engine.dialect.name == "sqlite" else NOW
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO stores (id, name, online, gateway_version, created_at) "
+                                    "VALUES ('s1', 'Store one', true, '1.0', :now)"), {"now": now})
+            connection.execute(text("INSERT INTO devices (store_id, device_id, model, location) "
+                                    "VALUES ('s1', 'd1', 'm', 'Aisle 3')"))
+            connection.execute(text("INSERT INTO users (username, display_name, role, password_hash, active, "
+                                    "created_at) VALUES ('tina', 'Tina', 'technician', 'x', true, :now)"),
+                               {"now": now})
+            _insert_ticket(connection, "assigned")
+            _insert_ticket(connection, "closed")
+        migrate(database_url)
+        with engine.connect() as connection:
+            heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+            assert set(MigrationContext.configure(connection).get_current_heads()) == heads
+            assert connection.execute(text("SELECT name FROM stores WHERE id = 's1'")).scalar_one() == "Store one"
+            assert connection.execute(text("SELECT location FROM devices")).scalar_one() == "Aisle 3"
+            assert connection.execute(text("SELECT role FROM users")).scalar_one() == "technician"
+            statuses = connection.execute(text("SELECT status FROM tickets ORDER BY id")).scalars().all()
+            assert statuses == ["assigned", "closed"]
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()

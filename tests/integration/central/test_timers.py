@@ -168,3 +168,23 @@ def test_several_workers_never_fire_a_timer_twice(postgres_url: str) -> None:
         assert len(by_worker) >= 2, "SKIP LOCKED should let several workers share the due timers"
     finally:
         database.dispose()
+
+
+def test_a_timer_cancelled_or_moved_by_an_earlier_handler_in_the_batch_does_not_fire(database: Database) -> None:
+    fired: list[str] = []
+    registry = TimerRegistry()
+
+    def first(session: Session, timer: Timer, now: object) -> None:
+        fired.append(timer.key)
+        timers.cancel(session=session, keys=["b-cancelled"])
+        timers.schedule(session=session, key="c-moved", kind="probe", due_at=T0 + timedelta(hours=1), now=T0)
+
+    registry.register("first", first)
+    registry.register("probe", lambda _session, timer, _now: fired.append(timer.key))
+    with database.session() as session, session.begin():
+        timers.schedule(session=session, key="a", kind="first", due_at=T0 - timedelta(seconds=2), now=T0)
+        timers.schedule(session=session, key="b-cancelled", kind="probe", due_at=T0 - timedelta(seconds=1), now=T0)
+        timers.schedule(session=session, key="c-moved", kind="probe", due_at=T0, now=T0)
+    result = timers.run_pass(database=database, registry=registry, now=T0)
+    assert fired == ["a"] and result.skipped == 2
+    assert [(t.key, t.due_at) for t in _rows(database)] == [("c-moved", T0 + timedelta(hours=1))]

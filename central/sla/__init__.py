@@ -1,0 +1,1 @@
+"""SLA domain: priority rules, SLA policies, store calendars, clocks, warnings and escalation."""

@@ -1,0 +1,1 @@
+"""Every telemetry sample, stored in bulk, and the HACCP temperature log of refrigerated devices."""
