@@ -3,7 +3,9 @@
     users:                          # any role
       - username: dana
         display_name: Dana Dispatch
-        role: dispatcher            # technician | dispatcher | facilities | store_staff | admin
+        role: dispatcher            # technician | dispatcher | supervisor | regional_manager |
+                                    # facilities | store_staff | admin
+        region: north               # technicians, dispatchers, supervisors, regional managers
         password: a-long-passphrase  # or password_hash: "scrypt$..." (central.auth.passwords.hash_password)
     technicians:                    # role technician implied
       - username: tina
@@ -13,7 +15,10 @@
         region: north
         active: true                # optional, default true
 
-A technician may also be listed under `users` with `role: technician`.
+A technician may also be listed under `users` with `role: technician`. A store_staff user
+names their store (`store: store-1`). An optional `stores:` section names stores and puts them
+in a region (`- {id: store-1, name: Main Street, region: north}`); escalation to supervisors
+and regional managers goes by the store's region.
 
 Plain passwords are hashed on load and never stored. In production a plain password must
 be at least 12 characters and not a well-known placeholder.
@@ -35,9 +40,12 @@ from central.auth.models import Role, User
 from central.auth.passwords import hash_password, is_password_hash, verify_password
 from central.errors import SeedError
 from central.settings import PLACEHOLDER_SECRETS
+from central.stores.models import Store
 from central.technicians.models import Technician
 
 MIN_PRODUCTION_PASSWORD = 12
+STORE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+REGIONAL_ROLES = frozenset({Role.TECHNICIAN, Role.DISPATCHER, Role.SUPERVISOR, Role.REGIONAL_MANAGER})
 
 
 class SeedUser(BaseModel):
@@ -50,6 +58,7 @@ class SeedUser(BaseModel):
     password_hash: str | None = None
     skills: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]] = Field(default_factory=list)
     region: Annotated[str, Field(max_length=64)] = ""
+    store: Annotated[str, Field(pattern=STORE_ID_PATTERN)] | None = None  # store_staff: their store
     active: bool = True
 
     @model_validator(mode="after")
@@ -60,9 +69,21 @@ class SeedUser(BaseModel):
             raise ValueError("'password' must not be empty")
         if self.password_hash is not None and not is_password_hash(self.password_hash):
             raise ValueError("'password_hash' is not a scrypt hash from central.auth.passwords.hash_password")
-        if self.role is not Role.TECHNICIAN and (self.skills or self.region):
-            raise ValueError("'skills' and 'region' belong to technicians only")
+        if self.role is not Role.TECHNICIAN and self.skills:
+            raise ValueError("'skills' belong to technicians only")
+        if self.region and self.role not in REGIONAL_ROLES:
+            raise ValueError(f"'region' belongs to {', '.join(sorted(r.value for r in REGIONAL_ROLES))} only")
+        if self.store is not None and self.role is not Role.STORE_STAFF:
+            raise ValueError("'store' belongs to store_staff only")
         return self
+
+
+class SeedStore(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(pattern=STORE_ID_PATTERN)]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    region: Annotated[str, Field(max_length=64)] = ""
 
 
 class SeedTechnician(SeedUser):
@@ -72,6 +93,7 @@ class SeedTechnician(SeedUser):
 class SeedFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    stores: list[SeedStore] = Field(default_factory=list)
     users: list[SeedUser] = Field(default_factory=list)
     technicians: list[SeedTechnician] = Field(default_factory=list)
 
@@ -131,6 +153,8 @@ def load_seed(
     seed = read_seed(path)
     now = now or datetime.now(UTC)
     created = updated = 0
+    for store_entry in seed.stores:
+        _sync_store(session, store_entry.id, now, name=store_entry.name, region=store_entry.region)
     for entry in seed.everyone:
         if production:
             _check_production(entry, path)
@@ -142,6 +166,10 @@ def load_seed(
         else:
             updated += 1
         user.display_name, user.role, user.active = entry.display_name, entry.role, entry.active
+        user.region = entry.region
+        if entry.store is not None:
+            _sync_store(session, entry.store, now)
+        user.store_id = entry.store
         if entry.password_hash is not None:
             user.password_hash = entry.password_hash
         elif entry.password is not None and not verify_password(entry.password.get_secret_value(), user.password_hash):
@@ -149,6 +177,21 @@ def load_seed(
         session.flush()
         _sync_technician(session, user, entry)
     return SeedSummary(created=created, updated=updated)
+
+
+def _sync_store(session: Session, store_id: str, now: datetime, *, name: str | None = None,
+                region: str | None = None) -> None:
+    """Create the store if central has not heard of it yet; set its name and region when given."""
+    store = session.get(Store, store_id)
+    if store is None:
+        store = Store(id=store_id, name=name or store_id, region=region or "", online=False, gateway_version="",
+                      created_at=now)
+        session.add(store)
+    if name is not None:
+        store.name = name
+    if region is not None:
+        store.region = region
+    session.flush()
 
 
 def _sync_technician(session: Session, user: User, entry: SeedUser) -> None:

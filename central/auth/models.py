@@ -16,6 +16,8 @@ from central.db import Base, StrEnumType
 class Role(StrEnum):
     TECHNICIAN = "technician"
     DISPATCHER = "dispatcher"
+    SUPERVISOR = "supervisor"  # of a region's technicians: escalation level 2
+    REGIONAL_MANAGER = "regional_manager"  # escalation level 3
     FACILITIES = "facilities"
     STORE_STAFF = "store_staff"
     ADMIN = "admin"
@@ -31,6 +33,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
+    region: Mapped[str] = mapped_column(String(64), default="", server_default="")  # what a supervisor covers
+    store_id: Mapped[str | None] = mapped_column(ForeignKey("stores.id", ondelete="SET NULL"), index=True)  # staff
 
 
 class ApiToken(Base):

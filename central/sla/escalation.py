@@ -102,17 +102,11 @@ def recipients(session: Session, ticket: Ticket, level: int) -> list[str]:
     """Usernames to escalate to: the assignee (1), the region's supervisors (2), regional managers (3)."""
     if level == 1:
         return [ticket.assignee.user.username] if ticket.assignee is not None else []
-    # Role.SUPERVISOR / REGIONAL_MANAGER, User.region and Store.region come with the roles work
-    # (issue 5); until a tree has them, levels 2 and 3 are recorded with nobody to tell.
-    role = next((r for r in Role if r.value == LEVEL_ROLES[level]), None)
-    if role is None:
-        return []
-    store_region = getattr(Store, "region", None)
-    user_region = getattr(User, "region", None)
-    region = session.scalar(select(store_region).where(Store.id == ticket.store_id)) if store_region else None
+    role = Role(LEVEL_ROLES[level])
+    region = session.scalar(select(Store.region).where(Store.id == ticket.store_id)) or ""
     query = select(User.username).where(User.role == role, User.active.is_(True))
-    if region and user_region is not None:
-        query = query.where(user_region == region)
+    if region:  # a store with no region escalates to every supervisor / regional manager
+        query = query.where(User.region == region)
     return list(session.scalars(query.order_by(User.username)))
 
 

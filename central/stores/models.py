@@ -18,6 +18,7 @@ class Store(Base):
 
     id: Mapped[str] = mapped_column(String(63), primary_key=True)  # the store id of the MQTT topics
     name: Mapped[str] = mapped_column(String(200))
+    region: Mapped[str] = mapped_column(String(64), default="", server_default="")  # supervisors, escalation
     online: Mapped[bool] = mapped_column(default=False)
     gateway_version: Mapped[str] = mapped_column(String(32), default="")
     last_seen: Mapped[datetime | None]  # any message from the store
