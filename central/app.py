@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from central.auth.views import InvalidLoginRequest
 from central.auth.views import router as auth_router
 from central.clock import Clock, SystemClock
 from central.db import Database, migrate
@@ -66,6 +67,7 @@ _HTTP_STATUS: tuple[tuple[type[CentralError], int], ...] = (
     (VersionConflictError, 409),
     (InvalidConfigError, 422),
     (InvalidRangeError, 422),
+    (InvalidLoginRequest, 422),
 )
 
 

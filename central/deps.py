@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
 from central.auth import service as auth_service
@@ -14,7 +14,8 @@ from central.auth.models import User
 from central.errors import NotAuthenticatedError
 from central.runtime import Runtime
 
-_bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/auth/token")
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False,
+                               description="a bearer token from POST /api/v1/auth/token (OAuth2 password flow)")
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -34,14 +35,17 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_current_user(
-    session: SessionDep,
-    runtime: RuntimeDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    if credentials is None:
-        raise NotAuthenticatedError("missing bearer token")
-    return auth_service.user_for_token(session=session, token=credentials.credentials, now=runtime.clock.now())
+def get_bearer_token(token: Annotated[str | None, Depends(_bearer)]) -> str:
+    if not token:
+        raise NotAuthenticatedError("missing bearer token: log in with POST /api/v1/auth/token")
+    return token
+
+
+BearerToken = Annotated[str, Depends(get_bearer_token)]
+
+
+def get_current_user(session: SessionDep, runtime: RuntimeDep, token: BearerToken) -> User:
+    return auth_service.user_for_token(session=session, token=token, now=runtime.clock.now())
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -6,11 +6,11 @@
         role: dispatcher            # technician | dispatcher | supervisor | regional_manager |
                                     # facilities | store_staff | admin
         region: north               # technicians, dispatchers, supervisors, regional managers
-        password: a-long-passphrase  # or password_hash: "scrypt$..." (central.auth.passwords.hash_password)
+        password: a-long-passphrase  # or password_hash: "$argon2id$..." (central.auth.passwords.hash_password)
     technicians:                    # role technician implied
       - username: tina
         display_name: Tina Tech
-        password_hash: "scrypt$32768$8$1$..."
+        password_hash: "$argon2id$v=19$m=65536,t=3,p=4$..."
         skills: [refrigeration, self_checkout]
         region: north
         active: true                # optional, default true
@@ -68,7 +68,8 @@ class SeedUser(BaseModel):
         if self.password is not None and not self.password.get_secret_value():
             raise ValueError("'password' must not be empty")
         if self.password_hash is not None and not is_password_hash(self.password_hash):
-            raise ValueError("'password_hash' is not a scrypt hash from central.auth.passwords.hash_password")
+            raise ValueError("'password_hash' is not an argon2id (or legacy scrypt) hash; make one with "
+                             "central.auth.passwords.hash_password")
         if self.role is not Role.TECHNICIAN and self.skills:
             raise ValueError("'skills' belong to technicians only")
         if self.region and self.role not in REGIONAL_ROLES:

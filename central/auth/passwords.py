@@ -1,7 +1,10 @@
-"""Password hashing (auth domain, pure): scrypt with a random salt, constant-time compare.
+"""Password hashing (auth domain, pure): argon2id (argon2-cffi), with legacy scrypt hashes still accepted.
 
-Encoded as `scrypt$<n>$<r>$<p>$<salt b64>$<hash b64>` so the cost can be raised later and
-old hashes still verify (`needs_rehash` says when to re-hash on the next login).
+New hashes are argon2id in the PHC string format (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`)
+with argon2-cffi's default parameters (RFC 9106's low-memory profile: 64 MiB, 3 passes, 4
+lanes). Hashes written by earlier releases (`scrypt$<n>$<r>$<p>$<salt b64>$<hash b64>`) still
+verify, and `needs_rehash` says True for them, so a user's hash is upgraded to argon2id at
+their next successful login (`central.auth.service.authenticate`).
 """
 
 from __future__ import annotations
@@ -9,35 +12,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 
-SCRYPT_N = 2**15  # 32 MiB of memory, ~0.1 s per hash on a 2020s server core
-SCRYPT_R = 8
-SCRYPT_P = 1
-_SALT_BYTES = 16
-_HASH_BYTES = 32
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.low_level import Type
+
+_HASHER = PasswordHasher(type=Type.ID)
+_ARGON2_PREFIX = "$argon2id$"
+
+# legacy scrypt: verified, never written
+_SCRYPT_PREFIX = "scrypt$"
 _MAX_N = 2**20  # refuse stored parameters that would exhaust memory
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=2 * 128 * r * n + 1024 * 1024, dklen=_HASH_BYTES
-    )
+_HASH_BYTES = 32
 
 
 def hash_password(password: str) -> str:
     if not password:
         raise ValueError("a password must not be empty")
-    salt = os.urandom(_SALT_BYTES)
-    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+    return _HASHER.hash(password)
 
 
-def _parse(encoded: str) -> tuple[int, int, int, bytes, bytes]:
+def _parse_scrypt(encoded: str) -> tuple[int, int, int, bytes, bytes]:
     scheme, n, r, p, salt, digest = encoded.split("$")
     if scheme != "scrypt":
         raise ValueError(f"unknown password hash scheme {scheme!r}")
@@ -47,33 +42,62 @@ def _parse(encoded: str) -> tuple[int, int, int, bytes, bytes]:
     return n_i, r_i, p_i, base64.b64decode(salt, validate=True), base64.b64decode(digest, validate=True)
 
 
-def is_password_hash(encoded: str) -> bool:
+def _verify_scrypt(password: str, encoded: str) -> bool:
     try:
-        _parse(encoded)
+        n, r, p, salt, expected = _parse_scrypt(encoded)
+    except ValueError:
+        return False
+    actual = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p,
+                            maxmem=2 * 128 * r * n + 1024 * 1024, dklen=len(expected) or _HASH_BYTES)
+    return hmac.compare_digest(actual, expected)
+
+
+def _argon2_ok(encoded: str) -> bool:
+    try:
+        # verifying against a wrong password tells a well-formed hash (mismatch) from a broken one
+        _HASHER.verify(encoded, "\x00not-a-password")
+    except VerifyMismatchError:
+        return True
+    except (InvalidHashError, VerificationError, ValueError):
+        return False
+    return True
+
+
+def is_password_hash(encoded: str) -> bool:
+    """True for an argon2id hash or a well-formed legacy scrypt hash."""
+    if encoded.startswith(_ARGON2_PREFIX):
+        return _argon2_ok(encoded)
+    try:
+        _parse_scrypt(encoded)
     except ValueError:
         return False
     return True
 
 
 def verify_password(password: str, encoded: str) -> bool:
-    """True when `password` matches; a malformed hash never matches."""
-    try:
-        n, r, p, salt, expected = _parse(encoded)
-    except ValueError:
-        return False
-    return hmac.compare_digest(_scrypt(password, salt, n, r, p), expected)
+    """True when `password` matches; a malformed or foreign hash never matches.
+
+    Both schemes compare in constant time (argon2-cffi's verify; hmac.compare_digest for scrypt).
+    """
+    if encoded.startswith(_ARGON2_PREFIX):
+        try:
+            return _HASHER.verify(encoded, password)
+        except (VerifyMismatchError, InvalidHashError, VerificationError, ValueError):
+            return False
+    if encoded.startswith(_SCRYPT_PREFIX):
+        return _verify_scrypt(password, encoded)
+    return False
 
 
 def needs_rehash(encoded: str) -> bool:
-    try:
-        n, r, p, _salt, _digest = _parse(encoded)
-    except ValueError:
+    """True unless `encoded` is argon2id with today's parameters (scrypt and broken hashes: True)."""
+    if not encoded.startswith(_ARGON2_PREFIX):
         return True
-    return (n, r, p) != (SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    try:
+        return _HASHER.check_needs_rehash(encoded)
+    except (InvalidHashError, ValueError):
+        return True
 
 
 # Verified against when the username is unknown, so a probe cannot tell users apart by timing.
-DUMMY_HASH = (
-    "scrypt$32768$8$1$c3RvcmVndWFyZC1kdW1teQ==$"
-    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
-)
+DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$dgtBDgSMjyo+2Ll1BTNwbg$MM4vLkS04eiYxQfDvNW4G3xORbaT1aPMPBhFP9sygBo"

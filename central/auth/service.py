@@ -46,6 +46,10 @@ def issue_token(*, session: Session, user: User, now: datetime, ttl_s: int) -> t
     return token, expires_at
 
 
+def revoke_token(*, session: Session, token: str) -> None:
+    session.execute(delete(ApiToken).where(ApiToken.token_hash == token_digest(token)))
+
+
 def user_for_token(*, session: Session, token: str, now: datetime) -> User:
     user = session.scalar(
         select(User)

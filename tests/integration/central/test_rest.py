@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from central.auth.models import ApiToken
+from central.auth.models import ApiToken, User
 from central.clock import FakeClock
 from central.db import Database
 from central.ingest.processor import Ingestor
@@ -252,3 +252,41 @@ def test_the_handheld_script_parses() -> None:
     script = Path(central.__file__).parent / "static" / "app.js"
     result = subprocess.run([node, "--check", str(script)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_oauth2_password_flow_form_login_and_logout(client: TestClient) -> None:
+    form = {"grant_type": "password", "username": "tina", "password": PASSWORD}
+    response = client.post("/api/v1/auth/token", data=form)
+    assert response.status_code == 200, response.text
+    headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+    assert client.get("/api/v1/auth/me", headers=headers).json()["username"] == "tina"
+    assert client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+    assert client.get("/api/v1/me", headers=headers).status_code == 401  # revoked
+    assert client.post("/api/v1/auth/token", data={**form, "password": "wrong"}).status_code == 401
+    bad_grant = client.post("/api/v1/auth/token", data={**form, "grant_type": "client_credentials"})
+    assert bad_grant.status_code == 422 and "grant_type" in bad_grant.json()["detail"]
+    missing = client.post("/api/v1/auth/token", data={"username": "tina"})
+    assert missing.status_code == 422 and "password" in missing.json()["detail"]
+    assert client.post("/api/v1/auth/token", content=b"{not json",
+                       headers={"Content-Type": "application/json"}).status_code == 422
+    assert client.post("/api/v1/auth/token", content=b"x", headers={"Content-Type": "text/plain"}).status_code == 422
+    schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
+    [scheme] = schemes.values()
+    assert scheme["type"] == "oauth2" and scheme["flows"]["password"]["tokenUrl"] == "/api/v1/auth/token"
+
+
+def test_a_legacy_scrypt_password_is_upgraded_to_argon2_at_login(client: TestClient) -> None:
+    import base64
+    import hashlib
+
+    salt = b"0123456789abcdef"
+    digest = hashlib.scrypt(PASSWORD.encode(), salt=salt, n=2**14, r=8, p=1, maxmem=64 * 1024 * 1024, dklen=32)
+    legacy = f"scrypt$16384$8$1${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+    database: Database = runtime(client).database
+    with database.session() as session, session.begin():
+        session.scalars(select(User).where(User.username == "tina")).one().password_hash = legacy
+    login(client, "tina")
+    with database.session() as session:
+        upgraded = session.scalars(select(User.password_hash).where(User.username == "tina")).one()
+    assert upgraded.startswith("$argon2id$")
+    login(client, "tina")  # and the new hash works

@@ -34,7 +34,7 @@ users:
         ("users:\n  - {username: dora, display_name: D, role: dispatcher, password: x, skills: [a]}",
          "belong to technicians"),
         ("users:\n  - {username: x, display_name: X, role: wizard, password: p}", "user x.role"),
-        ("users:\n  - {username: x, display_name: X, role: admin, password_hash: plain}", "not a scrypt hash"),
+        ("users:\n  - {username: x, display_name: X, role: admin, password_hash: plain}", "not an argon2id"),
         ("users:\n  - {username: x, display_name: X, role: admin, password: p}\n"
          "  - {username: x, display_name: Y, role: admin, password: q}", "duplicate usernames"),
         ("users: [", "not YAML"),
