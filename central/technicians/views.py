@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from central.auth.permissions import Permission, check
 from central.deps import CurrentUser, SessionDep
 from central.technicians import service
 from central.technicians.models import TechnicianRead
@@ -12,7 +13,8 @@ router = APIRouter(tags=["technicians"])
 
 
 @router.get("/technicians", response_model=list[TechnicianRead])
-def list_technicians(session: SessionDep, _user: CurrentUser) -> list[TechnicianRead]:
+def list_technicians(session: SessionDep, user: CurrentUser) -> list[TechnicianRead]:
+    check(user, Permission.TECHNICIANS_READ)
     return [
         TechnicianRead(id=t.id, username=t.user.username, display_name=t.user.display_name, skills=list(t.skills),
                        region=t.region, active=t.active, open_tickets=load)

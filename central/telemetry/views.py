@@ -8,30 +8,20 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from central.auth.models import User
+from central.auth.permissions import Permission, check, check_store
 from central.deps import CurrentUser, RuntimeDep, SessionDep
-from central.errors import PermissionDeniedError
 from central.telemetry import service
 from central.telemetry.models import TemperatureLog
 
 router = APIRouter(tags=["telemetry"])
 
-# Role values (strings: the role set grows with issue 5's people and permissions work).
-MAY_READ_ANY_STORE = frozenset({"admin", "dispatcher", "supervisor", "regional_manager", "facilities"})
-STORE_STAFF = "store_staff"
 DEFAULT_SPAN = timedelta(hours=24)
 
 
 def authorize(user: User, store_id: str) -> None:
     """Office roles read every store's log; store staff their own store's; technicians none."""
-    role = str(user.role.value)
-    if role in MAY_READ_ANY_STORE:
-        return
-    if role == STORE_STAFF:
-        # `User.store_id` ties store staff to their store; without it no store is theirs.
-        if getattr(user, "store_id", None) == store_id:
-            return
-        raise PermissionDeniedError("store staff read the temperature log of their own store only")
-    raise PermissionDeniedError(f"the temperature log is not available to the {role} role")
+    check(user, Permission.TELEMETRY_READ)
+    check_store(user, store_id)
 
 
 @router.get("/stores/{store_id}/devices/{device_id}/temperature-log", response_model=TemperatureLog,

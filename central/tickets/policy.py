@@ -138,7 +138,7 @@ def next_status(ticket_class: TicketClass, status: S, action: Action, *, resume_
 
 
 # --- who may act --------------------------------------------------------------------------------
-_DISPATCH = frozenset({Role.DISPATCHER, Role.ADMIN})
+_DISPATCH = frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.REGIONAL_MANAGER, Role.ADMIN})
 # may hold/resume any ticket and change its priority (supervisor roles where defined)
 _MANAGE = frozenset(r for r in Role if r.value in ("dispatcher", "supervisor", "regional_manager", "admin"))
 PRIORITY_CHANGERS = _MANAGE

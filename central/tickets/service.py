@@ -99,7 +99,9 @@ def events_of(*, session: Session, ticket_id: int) -> Sequence[TicketEvent]:
 
 
 def can_view(ticket: Ticket, *, user: User, technician: Technician | None) -> bool:
-    """A technician sees only the tickets assigned to them; other roles see all."""
+    """A technician sees only the tickets assigned to them, store staff only their store's; others all."""
+    if user.role is Role.STORE_STAFF:
+        return user.store_id is not None and ticket.store_id == user.store_id
     if technician is None:
         return user.role is not Role.TECHNICIAN
     return ticket.assignee_id == technician.id
@@ -368,6 +370,8 @@ def act(
     if source is Source.HANDHELD and user.role is not Role.TECHNICIAN:
         raise PermissionDeniedError("only technicians act from the handheld; send source \"api\" (or none)")
     ticket = get(session=session, ticket_id=ticket_id, for_update=True)
+    if user.role is Role.STORE_STAFF and ticket.store_id != user.store_id:
+        raise PermissionDeniedError("store staff act only on their own store's tickets")
     me = technicians.for_user(session=session, user_id=user.id)
     is_assignee = me is not None and ticket.assignee_id == me.id
     policy.authorize(action, user.role, ticket_class=ticket.ticket_class, is_assignee=is_assignee)

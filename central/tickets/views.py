@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query
 
 from central.auth.models import Role, User
+from central.auth.permissions import store_scope
 from central.deps import CurrentUser, RuntimeDep, SessionDep
 from central.errors import PermissionDeniedError
 from central.stores.models import Device, Store
@@ -29,6 +30,11 @@ def list_tickets(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[schemas.TicketRead]:
+    scope = store_scope(user)
+    if scope is not None:  # store staff: their own store's tickets only
+        if store_id is not None and store_id != scope:
+            return []
+        store_id = scope
     me = technicians.for_user(session=session, user_id=user.id)
     if user.role is Role.TECHNICIAN or assignee == "me":
         wanted = me  # a technician sees only their own jobs, whatever they ask for
@@ -49,7 +55,8 @@ def get_ticket(ticket_id: int, session: SessionDep, user: CurrentUser) -> schema
     ticket = service.get(session=session, ticket_id=ticket_id)
     me = technicians.for_user(session=session, user_id=user.id)
     if not service.can_view(ticket, user=user, technician=me):
-        raise PermissionDeniedError("this ticket is not assigned to you")
+        raise PermissionDeniedError("this ticket is not assigned to you" if user.role is Role.TECHNICIAN
+                                    else "store staff see only their own store's tickets")
     store = session.get_one(Store, ticket.store_id)
     device = session.get(Device, (ticket.store_id, ticket.device_id))
     return schemas.ticket_detail(ticket, list(service.events_of(session=session, ticket_id=ticket.id)),

@@ -29,8 +29,13 @@ SEED_USERS = [  # olga first: the lowest technician id, but inactive
     ("sam", "Sam Checkout", "technician", ["self_checkout"], True),
     ("dora", "Dora Dispatch", "dispatcher", [], True),
     ("adam", "Adam Admin", "admin", [], True),
-    ("stan", "Stan Store", "store_staff", [], True),
+    ("stan", "Stan Store", "store_staff", [], True),  # of store-1 (SEED_EXTRA)
+    ("sunny", "Sunny Supervisor", "supervisor", [], True),
+    ("reggie", "Reggie Regional", "regional_manager", [], True),
+    ("fay", "Fay Facilities", "facilities", [], True),
+    ("nell", "Nell Nostore", "store_staff", [], True),  # store staff with no store: sees nothing
 ]
+SEED_EXTRA = {"stan": "    store: store-1", "sunny": "    region: south", "reggie": "    region: south"}
 
 
 def seed_yaml(password_hash: str) -> str:
@@ -40,6 +45,8 @@ def seed_yaml(password_hash: str) -> str:
                      f"    password_hash: \"{password_hash}\"\n    active: {str(active).lower()}")
         if role == "technician":
             lines.append(f"    skills: [{', '.join(skills)}]\n    region: north")
+        if username in SEED_EXTRA:
+            lines.append(SEED_EXTRA[username])
     return "\n".join(lines) + "\n"
 
 

@@ -13,7 +13,7 @@ from central.clock import FakeClock
 from central.db import Database
 from central.ingest.processor import Ingestor
 from protocols.mqtt.messages import TicketStatusValue as S
-from tests.integration.central.support import PASSWORD, T0, fault, send, statuses
+from tests.integration.central.support import PASSWORD, SEED_USERS, T0, fault, send, statuses
 
 
 def runtime(client: TestClient):  # type: ignore[no-untyped-def]
@@ -234,7 +234,7 @@ def test_seed_is_idempotent(client: TestClient, seed_path) -> None:  # type: ign
     database: Database = runtime(client).database
     with database.session() as session, session.begin():
         summary = load_seed(session, seed_path)
-    assert (summary.created, summary.updated) == (0, 7)
+    assert (summary.created, summary.updated) == (0, len(SEED_USERS))
     technicians = client.get("/api/v1/technicians", headers=login(client, "dora")).json()
     assert sorted(t["username"] for t in technicians) == ["olga", "rita", "sam", "tina"]
 
@@ -290,3 +290,31 @@ def test_a_legacy_scrypt_password_is_upgraded_to_argon2_at_login(client: TestCli
         upgraded = session.scalars(select(User.password_hash).where(User.username == "tina")).one()
     assert upgraded.startswith("$argon2id$")
     login(client, "tina")  # and the new hash works
+
+
+def test_store_staff_see_and_act_on_their_own_store_only(client: TestClient) -> None:
+    ingest(client, fault(store="store-1", device="printer-1", code="paper_near_end", ticket_class="store_task",
+                         fault_class="revenue", severity="minor", model="epson-tm-t88-escpos"))
+    ingest(client, fault(store="store-2", device="printer-1", code="paper_near_end", ticket_class="store_task",
+                         fault_class="revenue", severity="minor", model="epson-tm-t88-escpos"))
+    stan, nell, dora = login(client, "stan"), login(client, "nell"), login(client, "dora")
+    every = client.get("/api/v1/tickets", headers=dora).json()
+    assert {t["store_id"] for t in every} == {"store-1", "store-2"}
+    own = client.get("/api/v1/tickets", headers=stan).json()
+    assert [t["store_id"] for t in own] == ["store-1"]
+    assert client.get("/api/v1/tickets?store_id=store-2", headers=stan).json() == []
+    other = next(t for t in every if t["store_id"] == "store-2")
+    assert client.get(f"/api/v1/tickets/{other['id']}", headers=stan).status_code == 403
+    assert client.post(f"/api/v1/tickets/{other['id']}/resolve", headers=stan,
+                       json={"resolution_code": "refilled"}).status_code == 403
+    assert [s["id"] for s in client.get("/api/v1/stores", headers=stan).json()] == ["store-1"]
+    assert client.get("/api/v1/stores/store-2", headers=stan).status_code == 403
+    assert {d["store_id"] for d in client.get("/api/v1/devices", headers=stan).json()} == {"store-1"}
+    assert client.get("/api/v1/devices?store_id=store-2", headers=stan).status_code == 403
+    # store staff without a store see nothing at all
+    assert client.get("/api/v1/tickets", headers=nell).json() == []
+    assert client.get("/api/v1/stores", headers=nell).json() == []
+    # the technician list (names and load) is for the dispatching roles
+    assert client.get("/api/v1/technicians", headers=stan).status_code == 403
+    assert client.get("/api/v1/technicians", headers=login(client, "tina")).status_code == 403
+    assert client.get("/api/v1/technicians", headers=login(client, "sunny")).status_code == 200

@@ -1,4 +1,4 @@
-"""Revision 0011 (SLA) seeds its tables and downgrades cleanly, keeping the open-ticket index."""
+"""Revision 0007 (SLA) seeds its tables and downgrades cleanly, keeping the open-ticket index."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_sla_revision_seeds_downgrades_and_upgrades_again(database_url: str) -> 
             assert connection.execute(text("SELECT count(*) FROM sla_policies WHERE fault_class = 'food_safety' "
                                            "AND business_hours")).scalar_one() == 0
         with engine.begin() as connection:
-            command.downgrade(alembic_config(connection), "0011@-1")
+            command.downgrade(alembic_config(connection), "0007@-1")
         with engine.connect() as connection:
             inspector = inspect(connection)
             assert not {"priority_rules", "sla_policies", "store_calendars"} & set(inspector.get_table_names())

@@ -96,7 +96,9 @@ def test_the_default_range_gaps_and_probes(client: TestClient) -> None:
 
 def test_who_may_read_the_log(client: TestClient) -> None:
     ingest_two_hours(client)
-    for username, status in [("adam", 200), ("dora", 200), ("tina", 403), ("stan", 403)]:
+    # stan is store staff of this store; nell is store staff with no store
+    for username, status in [("adam", 200), ("dora", 200), ("fay", 200), ("tina", 403), ("stan", 200),
+                             ("nell", 403)]:
         response = client.get(URL, params=params(), headers=login(client, username))
         assert response.status_code == status, (username, response.text)
     assert client.get(URL, params=params()).status_code == 401

@@ -1,7 +1,7 @@
 """SLA: priority rules, SLA policies, store calendars; device criticality; paused tickets.
 
-Revision ID: 0011
-Revises: 0003
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-23
 
 Seeds the default priority rules (the fault class x severity table central used before,
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | None = "0003"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

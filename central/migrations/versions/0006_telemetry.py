@@ -1,7 +1,7 @@
 """Telemetry samples and the HACCP temperature log.
 
-Revision ID: 0008
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-23
 
 `telemetry_samples`: every sample of every batch, append-only, no primary key (a time
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0003"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
