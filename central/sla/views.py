@@ -15,6 +15,7 @@ from fastapi import APIRouter, Response
 from fastapi.exceptions import RequestValidationError
 
 from central.auth.models import Role, User
+from central.auth.permissions import check_store
 from central.deps import CurrentUser, RuntimeDep, SessionDep
 from central.errors import PermissionDeniedError
 from central.sla import policies, schemas, service
@@ -126,7 +127,8 @@ def _calendar(store_id: str, row: StoreCalendar | None) -> schemas.CalendarRead:
 
 
 @router.get("/stores/{store_id}/calendar", response_model=schemas.CalendarRead)
-def get_calendar(store_id: str, session: SessionDep, _user: CurrentUser) -> schemas.CalendarRead:
+def get_calendar(store_id: str, session: SessionDep, user: CurrentUser) -> schemas.CalendarRead:
+    check_store(user, store_id)
     stores.get_store(session=session, store_id=store_id)
     return _calendar(store_id, policies.calendar_row(session=session, store_id=store_id))
 

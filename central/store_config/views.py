@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from central.auth.models import Role
+from central.auth.permissions import check_store
 from central.deps import CurrentUser, RuntimeDep, SessionDep
 from central.errors import PermissionDeniedError
 from central.store_config import service
@@ -38,7 +39,8 @@ def _read(store_id: str, desired: StoreConfigVersion | None, ack: StoreConfigAck
 
 
 @router.get("/stores/{store_id}/config", response_model=StoreConfigRead)
-def get_config(store_id: str, session: SessionDep, _user: CurrentUser) -> StoreConfigRead:
+def get_config(store_id: str, session: SessionDep, user: CurrentUser) -> StoreConfigRead:
+    check_store(user, store_id)
     stores.get_store(session=session, store_id=store_id)
     return _read(store_id, service.current(session=session, store_id=store_id),
                  service.last_ack(session=session, store_id=store_id))
