@@ -120,6 +120,9 @@ class CentralSettings(BaseSettings):
                 problems.append("STOREGUARD_MQTT_USERNAME must be set (per-client broker credentials)")
             if self.mqtt_password is None or self.mqtt_password.get_secret_value() in PLACEHOLDER_SECRETS:
                 problems.append("STOREGUARD_MQTT_PASSWORD is missing or a placeholder")
+        if self.seed_file is not None:
+            problems.append("STOREGUARD_SEED_FILE must not be set: create users with "
+                            "`storeguard central seed FILE` (demo users are never loaded in production)")
         db_password = make_url(self.database_url).password
         if db_password is not None and str(db_password) in PLACEHOLDER_SECRETS:
             problems.append("the password in STOREGUARD_DATABASE_URL is a placeholder")

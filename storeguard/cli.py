@@ -95,6 +95,30 @@ def cmd_central_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_central_seed(args: argparse.Namespace) -> int:
+    from central.clock import SystemClock
+    from central.db import Database, migrate
+    from central.errors import SeedError
+    from central.seed import load_seed
+    from central.settings import CentralSettings, Environment
+
+    settings = CentralSettings(**({"database_url": args.database_url} if args.database_url else {}))
+    print(f"migrating {settings.database_url.split('@')[-1]} ...", flush=True)
+    migrate(settings.database_url)
+    database = Database(settings.database_url)
+    try:
+        with database.session() as session, session.begin():
+            summary = load_seed(session, args.file, now=SystemClock().now(),
+                                production=settings.environment is Environment.PRODUCTION)
+    except SeedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        database.dispose()
+    print(f"seeded from {args.file}: {summary.created} users created, {summary.updated} updated")
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from central.db import migrate
     from central.settings import CentralSettings
@@ -185,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", dest="seed_file", help="YAML file of users and technicians to create")
     p.add_argument("--no-migrate", action="store_true", help="do not apply database migrations at start")
     p.set_defaults(func=cmd_central)
-    central_sub = p.add_subparsers(dest="central_command", metavar="[prune]")
+    central_sub = p.add_subparsers(dest="central_command", metavar="[prune|seed]")
     prune = central_sub.add_parser(
         "prune", help="run one retention pass (old telemetry, HACCP log, ledgers, expired tokens) and exit",
         description="Delete telemetry samples, HACCP intervals, processed inbound and sent outbound messages "
@@ -193,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
         "STOREGUARD_MAINTENANCE_BATCH_ROWS rows. See docs/telemetry-and-haccp.md.")
     prune.add_argument("--database-url", dest="database_url")
     prune.set_defaults(func=cmd_central_prune)
+    seed = central_sub.add_parser(
+        "seed", help="create or update users, technicians and stores from a YAML file, then exit",
+        description="Apply migrations, then create or update the users, technicians and stores of FILE "
+        "(idempotent; see central/seed.py for the format). Production loads users this way, never at start.")
+    seed.add_argument("file", help="the seed YAML file")
+    seed.add_argument("--database-url", dest="database_url")
+    seed.set_defaults(func=cmd_central_seed)
 
     p = sub.add_parser("migrate", help="apply central's database migrations (Alembic) and exit")
     p.add_argument("--database-url")

@@ -108,10 +108,20 @@ class StackPlan:
 
 
 SEED: dict[str, list[dict[str, Any]]] = {
+    "stores": [  # the demo's stores; escalation goes to the store region's supervisor and regional manager
+        {"id": "store-001", "name": "Demo store 1 (Harbour Road)", "region": "north"},
+        {"id": "store-002", "name": "Demo store 2 (Mill Lane)", "region": "north"},
+    ],
     "users": [
         {"username": "admin", "display_name": "Alex Admin", "role": "admin", "password": DEMO_PASSWORD},
         {"username": "dispatch", "display_name": "Dana Dispatch", "role": "dispatcher", "password": DEMO_PASSWORD},
         {"username": "facilities", "display_name": "Fiona Facilities", "role": "facilities",
+         "password": DEMO_PASSWORD},
+        {"username": "super", "display_name": "Sam Supervisor", "role": "supervisor", "region": "north",
+         "password": DEMO_PASSWORD},
+        {"username": "regional", "display_name": "Rae Regional", "role": "regional_manager", "region": "north",
+         "password": DEMO_PASSWORD},
+        {"username": "store1", "display_name": "Sasha Store", "role": "store_staff", "store": "store-001",
          "password": DEMO_PASSWORD},
     ],
     "technicians": [
@@ -192,7 +202,7 @@ def plan_stack(
         broker_port = port(1883)
         mqtt_url = f"mqtt://127.0.0.1:{broker_port}"
     database_url = database_url or f"sqlite:///{workdir / 'central.db'}"
-    seed_file = _dump(workdir / "seed.yaml", SEED)
+    seed_file = _dump(workdir / "seed.yaml", {**SEED, "stores": SEED["stores"][:store_count]})
     stores = []
     layouts = layouts or STORE_LAYOUTS
     for index in range(store_count):

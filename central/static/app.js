@@ -4,9 +4,10 @@
 
 const API = "/api/v1";
 const TOKEN_KEY = "storeguard.token";
-const OPEN = ["new", "assigned", "accepted", "en_route", "on_site"];
+const OPEN = ["new", "assigned", "accepted", "en_route", "on_site", "awaiting_parts", "on_hold"];
 const LABEL = {
   new: "New", assigned: "Assigned", accepted: "Accepted", en_route: "En route", on_site: "On site",
+  awaiting_parts: "Waiting for a part", on_hold: "On hold",
   resolved: "Resolved", closed: "Closed", cancelled: "Cancelled",
 };
 // Which buttons a status offers; the server validates every transition again.
@@ -14,7 +15,9 @@ const ACTIONS = {
   assigned: [["accept", "Accept job", "primary"], ["decline", "Decline…", "danger"]],
   accepted: [["en-route", "On my way…", "primary"], ["decline", "Decline…", "danger"]],
   en_route: [["arrive", "I'm on site", "primary"]],
-  on_site: [["resolve", "Resolve…", "primary"]],
+  on_site: [["resolve", "Resolve…", "primary"], ["await-parts", "Waiting for a part…", "secondary"]],
+  awaiting_parts: [["resume", "Part is here: resume", "primary"]],
+  on_hold: [["resume", "Resume", "primary"]],
 };
 
 const $ = (id) => document.getElementById(id);
@@ -172,6 +175,11 @@ function renderActions(job) {
 }
 
 function onAction(action) {
+  if (action === "await-parts") {  // the SLA clock pauses until "resume"
+    const part = window.prompt("Which part is on order?");
+    if (part && part.trim()) act(action, { part: part.trim().slice(0, 200) });
+    return;
+  }
   const forms = { resolve: "resolve-form", decline: "decline-form", "en-route": "enroute-form" };
   if (forms[action]) {
     for (const id of Object.values(forms)) $(id).hidden = id !== forms[action];
@@ -186,7 +194,9 @@ async function act(action, body) {
   try {
     await api("/tickets/" + current.id + "/" + action, {
       method: "POST",
-      body: Object.assign({ client_time: new Date().toISOString(), expected_version: current.version }, body),
+      // source "handheld": the SLA judges the action by client_time, when it happened on the phone
+      body: Object.assign({ client_time: new Date().toISOString(), expected_version: current.version,
+        source: "handheld" }, body),
     });
     banner("Saved.", true);
   } catch (error) {

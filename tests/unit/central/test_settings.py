@@ -58,3 +58,10 @@ def test_production_refuses_default_and_placeholder_secrets() -> None:
 
 def test_development_accepts_anonymous_broker() -> None:
     assert CentralSettings(environment="development").mqtt_username is None
+
+
+def test_production_never_seeds_at_start() -> None:
+    with pytest.raises(ValidationError, match="storeguard central seed"):
+        CentralSettings(environment="production", mqtt_username="central", mqtt_password="Xk9-long-secret",
+                        database_url="postgresql+psycopg://sg:Xk9-db-secret@db/central", seed_file="seed.yaml")
+    assert CentralSettings(environment="development", seed_file="seed.yaml").seed_file is not None
