@@ -7,7 +7,9 @@ CI=true a missing service fails the run instead.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -63,13 +65,52 @@ def postgres_url(postgres_cluster: PostgresCluster) -> str:
     return postgres_cluster.create_database()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to the newest revision once per session; tests get copies."""
+    import sqlite3
+
+    from central.db import migrate
+
+    path = tmp_path_factory.mktemp("template") / "central.db"
+    migrate(f"sqlite:///{path}")
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file before copying
+    finally:
+        connection.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_template(postgres_cluster: PostgresCluster) -> str:
+    """A PostgreSQL database migrated once per session, used as the TEMPLATE of per-test databases."""
+    from sqlalchemy.engine import make_url
+
+    from central.db import migrate
+
+    url = postgres_cluster.create_database(prefix="template")
+    migrate(url)  # migrate() disposes its engine: no connection is left to block CREATE ... TEMPLATE
+    return str(make_url(url).database)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
-    """Runs a test on SQLite and on PostgreSQL through the same code."""
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Runs a test on SQLite and on PostgreSQL through the same code.
+
+    The database is already migrated (a copy of a session-wide template: migrating seven
+    revisions per test cost ~2 s each); tests marked `empty_database` get an empty one.
+    """
+    empty = request.node.get_closest_marker("empty_database") is not None
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'central.db'}"
+        path = tmp_path / "central.db"
+        if not empty:
+            shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), path)
+        return f"sqlite:///{path}"
     cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
-    return cluster.create_database()
+    if empty:
+        return cluster.create_database()
+    return cluster.create_database(template=request.getfixturevalue("migrated_postgres_template"))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]

@@ -151,14 +151,14 @@ class PostgresCluster:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, prefix: str = "sg") -> str:
-        """A fresh, empty database; returns its SQLAlchemy URL."""
+    def create_database(self, prefix: str = "sg", template: str | None = None) -> str:
+        """A fresh database (empty, or a copy of `template`); returns its SQLAlchemy URL."""
         import psycopg
 
         name = f"{prefix}_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
                              autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return self.url(name)
 
     def cleanup(self) -> None:

@@ -15,6 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from central.db import Database, alembic_config, create_db_engine, migrate
 from central.models import metadata
 
+pytestmark = pytest.mark.empty_database  # these tests migrate an empty database themselves
+
 NOW = datetime(2026, 1, 5, tzinfo=UTC)
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from alembic import command
 from sqlalchemy import inspect, text
 
 from central.db import alembic_config, create_db_engine, migrate
+
+pytestmark = pytest.mark.empty_database  # these tests migrate an empty database themselves
 
 
 def test_sla_revision_seeds_downgrades_and_upgrades_again(database_url: str) -> None:
