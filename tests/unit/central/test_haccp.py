@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from central.auth.models import User
+from central.auth.models import Role, User
 from central.errors import PermissionDeniedError
 from central.telemetry import haccp
 from central.telemetry.views import authorize
@@ -81,7 +80,7 @@ def test_gaps_fill_every_interval_no_row_covers() -> None:
 
 
 def _user(role: str, store_id: str | None = None) -> User:
-    return cast(User, SimpleNamespace(role=SimpleNamespace(value=role), store_id=store_id))
+    return User(username=role, display_name=role, role=Role(role), password_hash="x", store_id=store_id)
 
 
 def test_who_may_read_a_stores_log() -> None:
