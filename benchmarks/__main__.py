@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bus_efficiency, edge_cpu, loop_latency, offline
+from benchmarks import central_faults, bus_efficiency, edge_cpu, loop_latency, offline
 from benchmarks import timers as timer_pass
 from benchmarks import telemetry_ingest
 
 BENCHMARKS = [
+    ("central: fault -> ticket, two workers on PostgreSQL, 100 stores", central_faults.main),
     ("fault -> ticket -> store latency (real processes)", loop_latency.main),
     ("RS-485 bus efficiency against the physical limit", bus_efficiency.main),
     ("an hour-equivalent offline, then reconnect", offline.main),

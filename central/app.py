@@ -14,6 +14,7 @@ from pathlib import Path
 
 import anyio
 import uvicorn
+from sqlalchemy import text
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -58,6 +59,7 @@ from device_profiles import ProfileRegistry
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 API_PREFIX = "/api/v1"
+SEED_LOCK_KEY = 0x5347_5345  # "SGSE": one central worker loads the seed file at a time (PostgreSQL)
 
 _HTTP_STATUS: tuple[tuple[type[CentralError], int], ...] = (
     (NotFoundError, 404),
@@ -86,6 +88,8 @@ def _start(runtime: Runtime) -> None:
         migrate(settings.database_url)
     if settings.seed_file is not None:
         with runtime.database.session() as session, session.begin():
+            if runtime.database.dialect == "postgresql":  # workers starting together seed one at a time
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEED_LOCK_KEY})
             summary = load_seed(session, settings.seed_file, now=runtime.clock.now(),
                                 production=settings.environment is Environment.PRODUCTION)
         log.info("seeded %d new and %d existing users from %s", summary.created, summary.updated, settings.seed_file)
