@@ -50,18 +50,6 @@ MODEL = "carel-ir33-wbref"
 GOAL_ROWS_S = 50_000
 
 
-class DurablePostgres(PostgresCluster):
-    """The private cluster of the test suites, but durable: every commit is flushed to disk."""
-
-    def start(self) -> None:
-        if not self.data.exists():
-            self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=on " \
-                  "-c synchronous_commit=on -c max_connections=50"
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-t", "30",
-                  "-l", str(self.root / "postgres.log"), "start")
-
-
 def _points(profiles: ProfileRegistry) -> list[str]:
     profile = profiles.modbus(MODEL)
     return [p.name for p in profile.points[:10]]
@@ -146,7 +134,7 @@ def _pg_version(cluster: PostgresCluster) -> str:
 
 def run(rounds: int, stores: int, devices: int, ingest: bool, workers: int) -> dict[str, Any]:
     profiles = ProfileRegistry.load()
-    cluster = DurablePostgres()
+    cluster = PostgresCluster(durable=True)
     print(f"  starting a private PostgreSQL ({_pg_version(cluster)}, fsync on) on port {cluster.port}", flush=True)
     cluster.start()
     databases: dict[str, Database] = {}

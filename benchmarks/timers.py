@@ -53,18 +53,6 @@ MODEL = "dixell-xr75cx"
 ARRIVAL_MIN, RESOLUTION_MIN = 240, 480
 
 
-class DurablePostgres(PostgresCluster):
-    """The test suites' private cluster, but durable: every commit reaches the disk."""
-
-    def start(self) -> None:
-        if not self.data.exists():
-            self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=on " \
-                  "-c synchronous_commit=on -c max_connections=50"
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-t", "30",
-                  "-l", str(self.root / "postgres.log"), "start")
-
-
 def _iso(value: datetime) -> str:
     return value.isoformat()
 
@@ -185,7 +173,7 @@ def parallel_pass(url: str, now: datetime, workers: int) -> tuple[dict[str, int]
 
 
 def run(tickets: int, due: int, workers: int) -> dict[str, Any]:
-    cluster = DurablePostgres()
+    cluster = PostgresCluster(durable=True)
     version = subprocess.run([str(cluster.bin / "postgres"), "--version"], capture_output=True, text=True,
                              check=False).stdout.strip()
     print(f"  starting a private PostgreSQL ({version}, fsync on) on port {cluster.port}", flush=True)

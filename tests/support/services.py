@@ -117,9 +117,13 @@ def postgres_bin_dir() -> Path:
 
 
 class PostgresCluster:
-    """A private PostgreSQL cluster (initdb in a temp dir), fsync off, on a free port."""
+    """A private PostgreSQL cluster (initdb in a temp dir) on a free port.
 
-    def __init__(self) -> None:
+    Fsync is off for the test suites; `durable=True` (benchmarks) flushes every commit to disk.
+    """
+
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
         self.bin = postgres_bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="sg-postgres-"))
         self.data = self.root / "data"
@@ -138,9 +142,10 @@ class PostgresCluster:
     def start(self) -> None:
         if not self.data.exists():
             self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                      "--no-sync", "-E", "UTF8")
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off " \
-                  "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+                      *(() if self.durable else ("--no-sync",)), "-E", "UTF8")
+        durability = "-c fsync=on -c synchronous_commit=on" if self.durable else \
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 {durability} -c max_connections=200"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-t", "30",
                   "-l", str(self.root / "postgres.log"), "start")
 
