@@ -1,17 +1,20 @@
 """Central: fault -> ticket with two workers on PostgreSQL (issue 5, benchmark 1).
 
-A private Mosquitto and PostgreSQL; two central workers started as production starts them
-(`storeguard central`, one shared subscription group, their own MQTT client ids); 100
-simulated stores, each its own MQTT connection publishing contract-v1 FaultEvents at QoS 1 as
-a gateway does; 1,000 distinct faults at a steady rate. Measured per fault:
+A private Mosquitto and PostgreSQL (fsync on); two central workers started as production
+starts them (`storeguard central`, one shared subscription group, their own MQTT client ids,
+timers on; `benchmarks.central_cluster`); 100 simulated stores, each its own MQTT connection
+as a gateway has: it publishes contract-v1 FaultEvents at QoS 1 and subscribes to its own
+ticket-status topic. 1,000 distinct faults at a steady rate, spread over the stores.
+Measured per fault, all on this machine's UTC clock:
 
-- fault -> ticket: the event's occurred_at -> the ticket row's created_at (both UTC clocks of
-  this machine);
-- fault -> status at the store: occurred_at -> the first TicketStatus of that ticket received
-  on the store's downlink topic (a subscriber standing in for the stores).
+- fault -> stored: the event's occurred_at -> its inbox row's received_at (step one committed);
+- fault -> ticket: occurred_at -> the ticket row's created_at (the worker's clock when it
+  claimed the message to apply it; the commit follows);
+- fault -> status at the store: occurred_at -> the first TicketStatus of that fault received
+  by the store's own connection.
 
 Goal (issue 5): p99 under 1 s. Run: python -m benchmarks.central_faults [--stores 100]
-[--faults 1000] [--rate 50]
+[--faults 1000] [--rate 20]
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -29,188 +31,123 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import paho.mqtt.client as mqtt
-from sqlalchemy import text
 
-from central.auth.passwords import hash_password
-from central.db import create_db_engine, migrate
+from benchmarks.central_cluster import CentralCluster, close_clients, mqtt_client
 from protocols.mqtt.messages import FaultEvent
 from protocols.mqtt.topics import TopicKind, topic
-from storeguard.stack import free_port
-from tests.support.services import MosquittoProcess, PostgresCluster
 
 OUT = Path("var/bench")
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
+    if len(values) < 2:
+        return {"n": len(values), "p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
     ordered = sorted(values)
     cuts = statistics.quantiles(ordered, n=100, method="inclusive")
     return {"n": len(ordered), "p50_ms": 1000 * cuts[49], "p95_ms": 1000 * cuts[94], "p99_ms": 1000 * cuts[98],
             "max_ms": 1000 * ordered[-1]}
 
 
-def _seed(path: Path) -> None:
-    digest = hash_password("bench-password-1")
-    lines = ["technicians:"]
-    for i in range(20):
-        lines.append(f"  - {{username: tech{i:02d}, display_name: Tech {i}, password_hash: \"{digest}\", "
-                     "skills: [refrigeration], region: north}")
-    path.write_text("\n".join(lines) + "\n")
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+            "python": platform.python_version(), "at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
-def _client(client_id: str, url: str) -> mqtt.Client:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-    client.username_pw_set(client_id)
-    port = int(url.rsplit(":", 1)[1])
-    client.connect("127.0.0.1", port, keepalive=30)
-    client.loop_start()
-    return client
+def fault_event(store_id: str, device_id: str, seq: int, state: str, at: datetime) -> FaultEvent:
+    return FaultEvent.model_validate(dict(
+        store_id=store_id, seq=seq, device_id=device_id, device_model="dixell-xr75cx",
+        fault_code="high_temperature", state=state, severity="major", fault_class="food_safety",
+        ticket_class="repair", occurred_at=at, description="Cabinet air above the high limit",
+        location="Aisle 1", evidence={"point": "air_temp", "value": 9.4, "limit": 8.0}))
 
 
-def _worker(index: int, db_url: str, mqtt_url: str, seed: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "STOREGUARD_MQTT_CLIENT_ID": f"bench-central-{index}", "STOREGUARD_TIMERS_ENABLED": "true"}
-    command = [sys.executable, "-m", "storeguard", "central", "--database-url", db_url, "--mqtt-url", mqtt_url,
-               "--mqtt-share-group", "central", "--host", "127.0.0.1", "--port", str(port), "--seed", str(seed)]
-    return subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+def run(stores: int, faults: int, rate: float, workdir: Path, durable: bool = True) -> dict[str, Any]:
+    received: dict[tuple[str, str], float] = {}
+    lock = threading.Lock()
 
-
-def _wait_healthy(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            body = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
-            if body.get("status") == "ok" and set(body["mqtt"].values()) == {"connected"}:
-                return
-        except (httpx.HTTPError, ValueError, KeyError):
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"central worker on port {port} did not become healthy in {timeout:.0f} s")
-
-
-def _accepted(port: int) -> float:
-    total = 0.0
-    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines():
-        if line.startswith('storeguard_central_messages_accepted_total{kind="fault"}'):
-            total += float(line.split()[-1])
-    return total
-
-
-def run(stores: int, faults: int, rate: float, workdir: Path) -> dict[str, Any]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    broker = MosquittoProcess(max_inflight_messages=1000)
-    cluster = PostgresCluster()
-    workers: list[subprocess.Popen[bytes]] = []
-    clients: list[mqtt.Client] = []
-    try:
-        broker.start()
-        cluster.start()
-        db_url = cluster.create_database()
-        migrate(db_url)
-        seed = workdir / "seed.yaml"
-        _seed(seed)
-        ports = [free_port(), free_port()]
-        workers = [_worker(i, db_url, broker.url, seed, port, workdir / f"central-{i}.log")
-                   for i, port in enumerate(ports)]
-        for port in ports:
-            _wait_healthy(port)
-        print(f"  two central workers up (ports {ports}); {stores} stores connecting", flush=True)
-
-        received: dict[tuple[str, str, str], float] = {}
-        lock = threading.Lock()
-
-        def on_message(_c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-            now = time.time()
-            body = json.loads(message.payload)
-            key = (body["store_id"], body["device_id"], body["fault_code"])
-            with lock:
-                received.setdefault(key, now)
-
-        listener = _client("bench-store-listener", broker.url)
-        listener.on_message = on_message
-        listener.subscribe(f"storeguard/v1/+/{TopicKind.TICKET_STATUS.value}", qos=1)
-        clients.append(listener)
-        publishers = [_client(f"bench-store-{i:03d}", broker.url) for i in range(stores)]
-        clients.extend(publishers)
-        time.sleep(1.0)
-
-        occurred: dict[tuple[str, str, str], float] = {}
-        t0 = time.monotonic()
-        for k in range(faults):
-            store_index = k % stores
-            store_id = f"bench-store-{store_index:03d}"
-            device_id = f"case-{k // stores:03d}"
-            now = datetime.now(UTC)
-            event = FaultEvent.model_validate(dict(
-                store_id=store_id, seq=k // stores + 1, device_id=device_id, device_model="dixell-xr75cx",
-                fault_code="high_temperature", state="raised", severity="major", fault_class="food_safety",
-                ticket_class="repair", occurred_at=now, description="Cabinet air above the high limit",
-                location="Aisle 1", evidence={"point": "air_temp", "value": 9.4, "limit": 8.0}))
-            occurred[(store_id, device_id, "high_temperature")] = now.timestamp()
-            publishers[store_index].publish(topic(store_id, TopicKind.FAULT), event.to_bytes(), qos=1)
-            if (k + 1) % 200 == 0:
-                print(f"  published {k + 1}/{faults}", flush=True)
-            delay = t0 + (k + 1) / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-
-        engine = create_db_engine(db_url)
-        deadline = time.monotonic() + 120
-        rows: list[Any] = []
-        while time.monotonic() < deadline:
-            with engine.connect() as connection:
-                rows = list(connection.execute(text(
-                    "SELECT store_id, device_id, fault_code, created_at FROM tickets")))
-            with lock:
-                statuses = len(received)
-            if len(rows) >= faults and statuses >= faults:
-                break
-            time.sleep(0.5)
-        with engine.connect() as connection:
-            duplicates = connection.execute(text(
-                "SELECT count(*) FROM (SELECT store_id, device_id, fault_code FROM tickets "
-                "GROUP BY 1, 2, 3 HAVING count(*) > 1) d")).scalar_one()
-        engine.dispose()
-        to_ticket = [row.created_at.timestamp() - occurred[(row.store_id, row.device_id, row.fault_code)]
-                     for row in rows if (row.store_id, row.device_id, row.fault_code) in occurred]
+    def on_status(_c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        now = time.time()
+        body = json.loads(message.payload)
         with lock:
-            to_store = [at - occurred[key] for key, at in received.items() if key in occurred]
-        per_worker = [_accepted(port) for port in ports]
-        return {
-            "stores": stores, "faults": faults, "rate_per_s": rate, "tickets": len(rows),
-            "duplicate_tickets": duplicates, "statuses_at_store": len(to_store),
-            "fault_to_ticket": percentiles(to_ticket), "fault_to_store_status": percentiles(to_store),
-            "faults_applied_per_worker": per_worker,
-            "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
-                        "python": platform.python_version()},
-        }
-    finally:
-        for client in clients:
-            client.loop_stop()
-            client.disconnect()
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-        broker.kill()
-        cluster.cleanup()
+            received.setdefault((body["store_id"], body["device_id"]), now)
+
+    with CentralCluster(workdir, durable=durable) as cluster:
+        print(f"  two central workers up (ports {cluster.ports}); {stores} stores connecting", flush=True)
+        names = [f"bench-store-{i:03d}" for i in range(stores)]
+        clients = [mqtt_client(f"gw-{name}", cluster.broker.port, on_message=on_status,
+                               subscribe=topic(name, TopicKind.TICKET_STATUS)) for name in names]
+        try:
+            occurred: dict[tuple[str, str], float] = {}
+            message_ids: dict[str, tuple[str, str]] = {}
+            t0 = time.monotonic()
+            for k in range(faults):
+                store_index = k % stores
+                key = (names[store_index], f"case-{k // stores:03d}")
+                now = datetime.now(UTC)
+                event = fault_event(key[0], key[1], k // stores + 1, "raised", now)
+                occurred[key] = now.timestamp()
+                message_ids[event.message_id] = key
+                clients[store_index].publish(topic(key[0], TopicKind.FAULT), event.to_bytes(), qos=1)
+                if (k + 1) % 200 == 0:
+                    print(f"  published {k + 1}/{faults}", flush=True)
+                delay = t0 + (k + 1) / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            publish_s = time.monotonic() - t0
+
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                made = cluster.scalar("SELECT count(*) FROM tickets")
+                with lock:
+                    statuses = len(received)
+                if made >= faults and statuses >= faults:
+                    break
+                time.sleep(0.5)
+            rows = cluster.rows("SELECT store_id, device_id, created_at FROM tickets")
+            duplicates = cluster.scalar("SELECT count(*) FROM (SELECT store_id, device_id, fault_code FROM tickets "
+                                        "GROUP BY 1, 2, 3 HAVING count(*) > 1) d")
+            inbound = cluster.rows("SELECT message_id, received_at FROM inbound_messages")
+            applied = [cluster.counter(i, "storeguard_central_messages_accepted_total", kind="fault")
+                       for i in range(len(cluster.ports))]
+        finally:
+            close_clients(clients)
+    to_ticket = [r.created_at.timestamp() - occurred[(r.store_id, r.device_id)] for r in rows
+                 if (r.store_id, r.device_id) in occurred]
+    to_stored = [r.received_at.timestamp() - occurred[message_ids[r.message_id]] for r in inbound
+                 if r.message_id in message_ids]
+    with lock:
+        to_store = [at - occurred[key] for key, at in received.items() if key in occurred]
+    start = min(occurred.values())
+    worst_by_second: dict[int, float] = {}
+    for r in rows:
+        at = occurred.get((r.store_id, r.device_id))
+        if at is not None:
+            second = int(at - start)
+            worst_by_second[second] = max(worst_by_second.get(second, 0.0), r.created_at.timestamp() - at)
+    return {
+        "stores": stores, "faults": faults, "rate_per_s": rate, "published_in_s": round(publish_s, 2),
+        "tickets": len(rows), "duplicate_tickets": duplicates, "statuses_at_store": len(to_store),
+        "fault_to_stored": percentiles(to_stored), "fault_to_ticket": percentiles(to_ticket),
+        "fault_to_store_status": percentiles(to_store), "faults_applied_per_worker": applied,
+        "worst_fault_to_ticket_ms_by_second": {s: round(v * 1000, 1) for s, v in sorted(worst_by_second.items())},
+        "postgresql": "fsync on, synchronous_commit on" if durable else "fsync off", "machine": machine(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stores", type=int, default=100)
     parser.add_argument("--faults", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=50.0, help="faults per second, all stores together")
+    parser.add_argument("--rate", type=float, default=20.0, help="faults per second, all stores together")
+    parser.add_argument("--no-fsync", action="store_true", help="PostgreSQL with fsync off (as the test suites)")
     args = parser.parse_args(argv)
     print(f"central fault -> ticket: {args.faults} faults from {args.stores} stores at {args.rate:g}/s, "
           "two workers, Mosquitto + PostgreSQL", flush=True)
-    result = run(args.stores, args.faults, args.rate, OUT / "central_faults")
+    result = run(args.stores, args.faults, args.rate, OUT / "central_faults", durable=not args.no_fsync)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "central_faults.json").write_text(json.dumps(result, indent=2))
-    for name in ("fault_to_ticket", "fault_to_store_status"):
+    (OUT / f"central_faults_{args.rate:g}.json").write_text(json.dumps(result, indent=2))
+    for name in ("fault_to_stored", "fault_to_ticket", "fault_to_store_status"):
         f = result[name]
         print(f"  {name}: n={f['n']} p50 {f['p50_ms']:.1f} ms  p95 {f['p95_ms']:.1f} ms  p99 {f['p99_ms']:.1f} ms  "
               f"max {f['max_ms']:.1f} ms")

@@ -8,6 +8,7 @@ queued messages), then the publisher, then closes the database.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,7 +34,13 @@ from central.errors import (
 )
 from central.ingest.consumer import MqttConsumer
 from central.ingest.processor import Ingestor
+from central.ingest.worker import InboxWorker
+from central.tickets import timers as ticket_timers
+from central.tickets.policy import Lifecycle
 from central.metrics import Metrics
+from central.notify import service as notify_service
+from central.notify.channels import build_notifiers
+from central.notify.loop import NotifyLoop
 from central.outbox import service as outbox
 from central.publisher import StatusPublisher
 from central.runtime import Runtime
@@ -59,6 +66,7 @@ from device_profiles import ProfileRegistry
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 API_PREFIX = "/api/v1"
+NOTIFY_BATCH = 10  # notifications claimed per transaction by the notify loop
 SEED_LOCK_KEY = 0x5347_5345  # "SGSE": one central worker loads the seed file at a time (PostgreSQL)
 
 _HTTP_STATUS: tuple[tuple[type[CentralError], int], ...] = (
@@ -97,6 +105,13 @@ def _start(runtime: Runtime) -> None:
         runtime.timers = TimerLoop(database=runtime.database, registry=runtime.timer_registry, clock=runtime.clock,
                                    metrics=runtime.metrics, interval_s=settings.timer_interval_s)
         runtime.timers.start()
+    if settings.notify_enabled and settings.notify_channels:
+        notifiers = build_notifiers(settings, clock=runtime.clock)
+        # a claimed batch is delivered one by one: its lease covers every delivery timing out
+        lease_s = max(60.0, NOTIFY_BATCH * 2 * settings.notify_webhook_timeout_s + 30.0)
+        runtime.notifier = NotifyLoop(database=runtime.database, notifiers=notifiers, clock=runtime.clock,
+                                      interval_s=settings.notify_poll_s, batch_size=NOTIFY_BATCH, lease_s=lease_s)
+        runtime.notifier.start()
     if settings.maintenance_enabled:
         runtime.maintenance = MaintenanceLoop(database=runtime.database, retention=Retention.from_settings(settings),
                                               clock=runtime.clock, interval_s=settings.maintenance_interval_s)
@@ -105,8 +120,11 @@ def _start(runtime: Runtime) -> None:
         runtime.publisher = StatusPublisher(settings=settings, database=runtime.database, metrics=runtime.metrics,
                                             clock=runtime.clock)
         runtime.publisher.start()
-        runtime.consumer = MqttConsumer(settings=settings, processor=runtime.ingestor, dead_letters=runtime.ingestor,
-                                        metrics=runtime.metrics, clock=runtime.clock)
+        # the inbox worker first: it applies what an earlier run (or a crashed worker) stored
+        runtime.inbox = InboxWorker(ingestor=runtime.ingestor, metrics=runtime.metrics, poll_s=settings.ingest_poll_s)
+        runtime.inbox.start()
+        runtime.consumer = MqttConsumer(settings=settings, store=runtime.ingestor, dead_letters=runtime.ingestor,
+                                        metrics=runtime.metrics, clock=runtime.clock, on_stored=runtime.inbox.wake)
         runtime.consumer.start()
 
 
@@ -114,6 +132,9 @@ def _stop(runtime: Runtime) -> None:
     if runtime.consumer is not None:
         runtime.consumer.stop()
         runtime.consumer = None
+    if runtime.inbox is not None:
+        runtime.inbox.stop()
+        runtime.inbox = None
     if runtime.timers is not None:
         runtime.timers.stop()
         runtime.timers = None
@@ -123,6 +144,9 @@ def _stop(runtime: Runtime) -> None:
     if runtime.publisher is not None:
         runtime.publisher.stop()
         runtime.publisher = None
+    if runtime.notifier is not None:  # after everything that may enqueue a notification
+        runtime.notifier.stop()
+        runtime.notifier = None
     runtime.database.dispose()
 
 
@@ -136,10 +160,21 @@ def _timers_pending(database: Database) -> float:
         return timers_service.count_pending(session=session)
 
 
+def _notifications_pending(database: Database) -> float:
+    with database.session() as session:
+        return notify_service.count_pending(session=session)
+
+
+def _notifications_failed(database: Database) -> float:
+    with database.session() as session:
+        return notify_service.count_failed(session=session)
+
+
 def timer_registry() -> TimerRegistry:
     """Every timer kind central fires, with its handler (each domain registers its own)."""
     registry = TimerRegistry()
     sla_escalation.register_timers(registry)
+    ticket_timers.register_timers(registry)
     return registry
 
 
@@ -151,15 +186,28 @@ def create_app(settings: CentralSettings, *, clock: Clock | None = None) -> Fast
     profiles = ProfileRegistry.load(list(settings.profile_dirs))
     runtime = Runtime(settings=settings, clock=clock, database=database, metrics=metrics, profiles=profiles,
                       ingestor=Ingestor(database=database, profiles=profiles, metrics=metrics, clock=clock,
-                                        haccp_interval_s=settings.haccp_interval_s),
+                                        haccp_interval_s=settings.haccp_interval_s,
+                                        max_attempts=settings.ingest_max_attempts,
+                                        retry_delay_s=settings.ingest_retry_delay_s,
+                                        lifecycle=Lifecycle(
+                                            recovery_grace=timedelta(seconds=settings.recovery_grace_s),
+                                            reopen_window=timedelta(seconds=settings.reopen_window_s))),
                       timer_registry=timer_registry())
     database.on_outbox_commit(lambda: runtime.publisher.wake() if runtime.publisher else None)
+    notify_service.configure(database, channels=settings.notify_channels if settings.notify_enabled else ())
+    notify_service.on_commit(database, lambda: runtime.notifier.wake() if runtime.notifier else None)
     metrics.gauge("storeguard_central_ingest_queue_depth", "messages waiting for the ingest worker",
                   lambda: runtime.consumer.queue_depth() if runtime.consumer else 0)
+    metrics.gauge("storeguard_central_inbound_pending", "MQTT messages stored but not applied yet (all workers)",
+                  lambda: runtime.ingestor.pending())
     metrics.gauge("storeguard_central_outbox_pending", "ticket status messages not yet acknowledged by the broker",
                   lambda: _outbox_pending(database))
     metrics.gauge("storeguard_central_timers_pending", "timers waiting for their deadline (parked ones excluded)",
                   lambda: _timers_pending(database))
+    metrics.gauge("storeguard_central_notifications_pending", "notifications not yet delivered (all channels)",
+                  lambda: _notifications_pending(database))
+    metrics.gauge("storeguard_central_notifications_failed", "notifications given up after the last retry",
+                  lambda: _notifications_failed(database))
     metrics.gauge("storeguard_central_mqtt_connected", "1 when both MQTT connections are up",
                   lambda: float(bool(runtime.consumer and runtime.consumer.connected
                                      and runtime.publisher and runtime.publisher.connected)))

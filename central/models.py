@@ -4,6 +4,7 @@ from central.auth.models import ApiToken, User
 from central.db import Base
 from central.faults.models import FaultStateRecord
 from central.ingest.models import DeadLetter, InboundMessage
+from central.notify.models import Notification
 from central.outbox.models import OutboundMessage
 from central.store_config.models import StoreConfigAck, StoreConfigVersion
 from central.stores.models import Device, DevicePoint, Store
@@ -23,6 +24,7 @@ __all__ = [
     "FaultStateRecord",
     "HaccpInterval",
     "InboundMessage",
+    "Notification",
     "OutboundMessage",
     "PriorityRule",
     "SlaPolicy",

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 # Values that must never reach production: documentation examples and well-known defaults.
@@ -57,11 +57,18 @@ class CentralSettings(BaseSettings):
     ingest_queue_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
     # tries of a message that fails (not for want of the database) before it becomes a dead letter
     ingest_max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    # store first, process second (docs/mqtt-contract.md, "How central ingests")
+    ingest_retry_delay_s: Annotated[float, Field(ge=0, le=3600)] = 1.0  # first backoff of a failed message, doubling
+    ingest_poll_s: Annotated[float, Field(gt=0, le=60)] = 0.5  # how often a worker looks for others' pending messages
     publisher_poll_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     publisher_max_inflight: Annotated[int, Field(ge=1, le=65_000)] = 500
 
     timers_enabled: bool = True  # fire SLA warnings, escalations, grace periods (every worker may)
     timer_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0  # the longest a due timer waits
+    # a repair nobody has accepted whose fault clears and stays clear this long resolves as "recovered"
+    recovery_grace_s: Annotated[float, Field(ge=0, le=7 * 86_400)] = 900
+    # the same fault raised again within this time of its ticket's resolution reopens that ticket
+    reopen_window_s: Annotated[float, Field(ge=0, le=30 * 86_400)] = 86_400
 
     # HACCP temperature log and retention (docs/telemetry-and-haccp.md)
     haccp_interval_s: Annotated[int, Field(ge=60, le=86_400)] = 900  # must divide a day: intervals align to midnight UTC
@@ -72,6 +79,56 @@ class CentralSettings(BaseSettings):
     haccp_retention_days: Annotated[int, Field(ge=1, le=3650)] = 730
     inbound_retention_days: Annotated[int, Field(ge=1, le=3650)] = 14  # must exceed the stores' redelivery horizon
     outbound_retention_days: Annotated[int, Field(ge=1, le=3650)] = 14
+
+    # notifications to people: ticket changes, SLA warnings, escalations (docs/notifications.md)
+    notify_enabled: bool = True  # False: no notification is written or delivered by this worker
+    notify_channels: Annotated[tuple[Literal["log", "webhook"], ...], NoDecode] = ("log",)  # env: "log,webhook"
+    notify_webhook_url: str | None = None  # http(s) URL receiving signed JSON POSTs
+    notify_webhook_secret: SecretStr | None = None  # HMAC key of X-StoreGuard-Signature
+    notify_webhook_secret_file: Path | None = None  # or: a file holding the key (a mounted secret)
+    notify_webhook_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    notify_poll_s: Annotated[float, Field(gt=0, le=60)] = 1.0  # the longest a due retry waits
+    _notify_webhook_key: SecretStr | None = PrivateAttr(default=None)  # the secret, from the value or the file
+
+    @field_validator("notify_channels", mode="before")
+    @classmethod
+    def _notify_channels_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "log,webhook" from the environment
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return tuple(dict.fromkeys(value)) if isinstance(value, (list, tuple)) else value
+
+    @model_validator(mode="after")
+    def _notify_webhook_configured(self) -> Self:
+        key = self.notify_webhook_secret
+        if self.notify_webhook_secret_file is not None:
+            if key is not None:
+                raise ValueError("set STOREGUARD_NOTIFY_WEBHOOK_SECRET or STOREGUARD_NOTIFY_WEBHOOK_SECRET_FILE, "
+                                 "not both")
+            try:
+                key = SecretStr(self.notify_webhook_secret_file.read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                raise ValueError(f"STOREGUARD_NOTIFY_WEBHOOK_SECRET_FILE cannot be read: {exc}") from exc
+        self._notify_webhook_key = key
+        if not self.notify_enabled or "webhook" not in self.notify_channels:
+            return self
+        problems = []
+        url = urlsplit(self.notify_webhook_url or "")
+        if url.scheme not in ("http", "https") or not url.hostname:
+            problems.append("set STOREGUARD_NOTIFY_WEBHOOK_URL to the receiver's http(s):// URL")
+        if key is None or not key.get_secret_value():
+            problems.append("set STOREGUARD_NOTIFY_WEBHOOK_SECRET (or STOREGUARD_NOTIFY_WEBHOOK_SECRET_FILE) to the "
+                            "key receivers verify X-StoreGuard-Signature with")
+        elif self.environment is Environment.PRODUCTION and key.get_secret_value() in PLACEHOLDER_SECRETS:
+            problems.append("STOREGUARD_NOTIFY_WEBHOOK_SECRET is a placeholder")
+        if problems:
+            raise ValueError("the webhook notification channel is enabled (STOREGUARD_NOTIFY_CHANNELS): "
+                             + "; ".join(problems))
+        return self
+
+    @property
+    def notify_webhook_key(self) -> SecretStr | None:
+        """The webhook's HMAC key, from STOREGUARD_NOTIFY_WEBHOOK_SECRET or its _FILE."""
+        return self._notify_webhook_key
 
     @field_validator("haccp_interval_s")
     @classmethod

@@ -73,11 +73,20 @@ class Condition(_Strict):
     severity: Severity = Severity.MAJOR
     fault_class: FaultClass = FaultClass.EQUIPMENT
     ticket_class: TicketClass = TicketClass.REPAIR
+    # a store task still open this long after it was raised is dispatched to a technician (None: never)
+    task_deadline_s: Annotated[float, Field(gt=0, le=30 * 86_400)] | None = None
     delay_s: Annotated[float, Field(ge=0, le=86_400)] = 0
     clear_delay_s: Annotated[float, Field(ge=0, le=86_400)] = 0
     description: Annotated[str, Field(max_length=300)] = ""
     provenance: str = ""
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _deadline_for_tasks(self) -> Self:
+        if self.task_deadline_s is not None and self.ticket_class is not TicketClass.STORE_TASK:
+            raise ValueError(f"condition {self.name!r}: task_deadline_s applies to store tasks only "
+                             f"(ticket_class is {self.ticket_class.value})")
+        return self
 
 
 class PeripheralPoint(_Strict):

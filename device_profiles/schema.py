@@ -184,12 +184,16 @@ class Rule(_Strict):
     severity: Severity = Severity.MAJOR
     fault_class: FaultClass = FaultClass.EQUIPMENT
     ticket_class: TicketClass = TicketClass.REPAIR
+    # a store task still open this long after it was raised is dispatched to a technician (None: never)
+    task_deadline_s: Annotated[float, Field(gt=0, le=30 * 86_400)] | None = None
     suppress: list[Suppression] = Field(default_factory=list)
     description: Annotated[str, Field(max_length=300)] = ""
     enabled: bool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if self.task_deadline_s is not None and self.ticket_class is not TicketClass.STORE_TASK:
+            raise ValueError(f"task_deadline_s applies to store tasks only (ticket_class is {self.ticket_class.value})")
         takes, needs = _TAKES[self.type], _NEEDS.get(self.type, frozenset())
         given = {name for name in _FIELDS if getattr(self, name) not in (None, [])}
         missing = sorted(needs - given)

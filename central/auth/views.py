@@ -1,24 +1,34 @@
-"""Login, logout and the current user (auth domain, HTTP).
+"""Login, logout, the current user and the users administration API (auth domain, HTTP).
 
 `POST /auth/token` is the OAuth2 password flow: a form (`grant_type=password&username=&password=`,
 what OAuth2 clients and Swagger UI's "Authorize" send) or, for the handheld app, the same
 fields as JSON.
+
+`/users...` is for admins only (`Permission.USERS_MANAGE`); `POST /auth/me/password` is for
+everyone logged in. Routes are thin: the service checks, the route commits.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import logging
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import ValidationError
 
-from central.auth import service
-from central.auth.models import TokenRequest, TokenResponse, UserRead
+from central.auth import schemas, service
+from central.auth.errors import InvalidLoginRequest
+from central.auth.models import Role, TokenRequest, TokenResponse, User, UserRead
+from central.auth.permissions import Permission, require
 from central.deps import BearerToken, CurrentUser, RuntimeDep, SessionDep
-from central.errors import CentralError
 
+__all__ = ["InvalidLoginRequest", "router"]  # central.app maps InvalidLoginRequest (and its subclasses) to 422
+
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["auth"])
+users_router = APIRouter(prefix="/users", tags=["users"])
+Admin = Annotated[User, Depends(require(Permission.USERS_MANAGE))]
 
 _FORM = "application/x-www-form-urlencoded"
 _TOKEN_BODY: dict[str, Any] = {
@@ -34,12 +44,6 @@ _TOKEN_BODY: dict[str, Any] = {
         },
     }
 }
-
-
-class InvalidLoginRequest(CentralError):
-    """The token request itself is malformed (HTTP 422)."""
-
-    code = "invalid_request"
 
 
 async def _credentials(request: Request) -> TokenRequest:
@@ -89,3 +93,70 @@ def me(user: CurrentUser) -> UserRead:
 def auth_me(user: CurrentUser) -> UserRead:
     """The same as /me, where OAuth2 clients look for it."""
     return UserRead.model_validate(user)
+
+
+@router.post("/auth/me/password", status_code=204)
+def change_own_password(body: schemas.PasswordChange, user: CurrentUser, token: BearerToken,
+                        session: SessionDep) -> Response:
+    """Change your own password (needs the current one); your other sessions end, this one goes on."""
+    service.change_own_password(session=session, user=user, current=body.current_password, new=body.new_password,
+                                token=token)
+    session.commit()
+    log.info("user %s changed their password", user.username)
+    return Response(status_code=204)
+
+
+# --- users administration (admins only) ---
+
+
+@users_router.get("", response_model=schemas.UserPage)
+def list_users(
+    session: SessionDep,
+    admin: Admin,
+    role: Role | None = None,
+    region: str | None = None,
+    store_id: str | None = None,
+    active: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> schemas.UserPage:
+    """Users by username, filtered by every parameter given."""
+    total, rows = service.list_users(session=session, role=role, region=region, store_id=store_id, active=active,
+                                     limit=limit, offset=offset)
+    return schemas.UserPage(total=total, items=[schemas.UserDetail.model_validate(u) for u in rows])
+
+
+@users_router.get("/{user_id}", response_model=schemas.UserDetail)
+def get_user(user_id: int, session: SessionDep, admin: Admin) -> schemas.UserDetail:
+    return schemas.UserDetail.model_validate(service.get_user(session=session, user_id=user_id))
+
+
+@users_router.post("", response_model=schemas.UserDetail, status_code=201)
+def create_user(body: schemas.UserCreate, session: SessionDep, runtime: RuntimeDep, admin: Admin) -> schemas.UserDetail:
+    user = service.create_user(session=session, fields=body, now=runtime.clock.now())
+    session.commit()
+    log.info("admin %s created user %s (%s)", admin.username, user.username, user.role.value)
+    return schemas.UserDetail.model_validate(user)
+
+
+@users_router.patch("/{user_id}", response_model=schemas.UserDetail)
+def update_user(user_id: int, body: schemas.UserUpdate, session: SessionDep, admin: Admin) -> schemas.UserDetail:
+    """Change the fields sent. Deactivating a user or changing their role ends their sessions at once."""
+    user = service.get_user(session=session, user_id=user_id)
+    service.update_user(session=session, user=user, changes=body, actor=admin)
+    session.commit()
+    log.info("admin %s changed user %s: %s", admin.username, user.username, ", ".join(sorted(body.model_fields_set)))
+    return schemas.UserDetail.model_validate(user)
+
+
+@users_router.post("/{user_id}/password", status_code=204)
+def set_password(user_id: int, body: schemas.PasswordSet, session: SessionDep, admin: Admin) -> Response:
+    """Set a user's password; every session of theirs ends."""
+    user = service.get_user(session=session, user_id=user_id)
+    service.set_password(session=session, user=user, password=body.password)
+    session.commit()
+    log.info("admin %s set the password of user %s", admin.username, user.username)
+    return Response(status_code=204)
+
+
+router.include_router(users_router)

@@ -1,12 +1,14 @@
-"""MQTT consumer (ingest layer, adapter): broker -> bounded queue -> worker -> ack after commit.
+"""MQTT consumer (ingest layer, adapter): broker -> bounded queue -> store -> ack after commit.
 
-paho's network thread only enqueues. One worker applies each message in its own database
-transaction and acknowledges it (manual PUBACK) only after the commit, so a crash before
-the commit means the broker redelivers and nothing is lost; the ledger makes the
-redelivery harmless. A message that cannot be applied is stored as a dead letter and then
-acknowledged (`central.ingest.handler`), so it cannot occupy a broker in-flight slot for
-good. A full queue is never a silent drop: the message stays unacknowledged, is counted,
-and the session is re-established once the queue has drained so the broker redelivers it.
+paho's network thread only enqueues. One thread stores each message in the inbox (step one
+of store-first, `central.ingest.processor`) and acknowledges it (manual PUBACK) only after
+that commit, so a crash before the commit means the broker redelivers and nothing is lost;
+the inbox's unique `message_id` makes the redelivery harmless. After each store it calls
+`on_stored` (the inbox worker's `wake`), which applies the message. A message that cannot
+be stored is kept as a dead letter and then acknowledged (`central.ingest.handler`), so it
+cannot occupy a broker in-flight slot for good. A full queue is never a silent drop: the
+message stays unacknowledged, is counted, and the session is re-established once the queue
+has drained so the broker redelivers it.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from central.clock import Clock, SystemClock
-from central.ingest.handler import DeadLetterSink, MessageHandler, MessageProcessor
+from central.ingest.handler import DeadLetterSink, MessageHandler, MessageStore
 from central.metrics import Metrics
 from central.mqtt import connect_async, new_client
 from central.settings import CentralSettings
@@ -28,7 +31,7 @@ from protocols.mqtt.topics import UPLINK_KINDS, subscription
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DeadLetterSink", "MessageProcessor", "MqttConsumer"]
+__all__ = ["DeadLetterSink", "MessageStore", "MqttConsumer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +45,15 @@ class _Item:
 
 class MqttConsumer:
     def __init__(
-        self, *, settings: CentralSettings, processor: MessageProcessor, dead_letters: DeadLetterSink,
-        metrics: Metrics, clock: Clock | None = None, enqueue_timeout_s: float = 1.0, stop_drain_s: float = 5.0,
-        retry_delay_s: float = 0.1,
+        self, *, settings: CentralSettings, store: MessageStore, dead_letters: DeadLetterSink,
+        metrics: Metrics, clock: Clock | None = None, on_stored: Callable[[], None] | None = None,
+        enqueue_timeout_s: float = 1.0, stop_drain_s: float = 5.0, retry_delay_s: float = 0.1,
     ) -> None:  # fmt: skip
         self._settings = settings
         self._metrics = metrics
         self._enqueue_timeout_s = enqueue_timeout_s
         self._stop_drain_s = stop_drain_s
+        self._on_stored = on_stored
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=settings.ingest_queue_size)
         self._stopping = threading.Event()
         self._connected = threading.Event()
@@ -57,7 +61,7 @@ class MqttConsumer:
         self._generation = 0
         self._overflowed = False
         self._handler = MessageHandler(
-            processor=processor, dead_letters=dead_letters, metrics=metrics, clock=clock or SystemClock(),
+            store=store, dead_letters=dead_letters, metrics=metrics, clock=clock or SystemClock(),
             stopping=self._stopping, max_attempts=settings.ingest_max_attempts, retry_delay_s=retry_delay_s,
         )
         self._client = new_client(settings, client_id=settings.mqtt_client_id, persistent=True, manual_ack=True)
@@ -146,6 +150,8 @@ class MqttConsumer:
                 continue
             if self._handler.handle(item.topic, item.payload):
                 self._ack(item)
+                if self._on_stored is not None:
+                    self._on_stored()
 
     def _ack(self, item: _Item) -> None:
         if item.qos == 0 or item.generation != self._generation:

@@ -12,15 +12,13 @@ happen, so it gets its ticket, opened already cleared.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
-from central.db import upsert
 from central.faults import service as faults
 from central.faults.service import Ordering
-from central.ingest.models import InboundMessage
 from central.store_config import service as store_config
 from central.stores import service as stores
 from central.tickets import policy
@@ -64,26 +62,16 @@ def kind_of(profiles: ProfileRegistry, device_model: str) -> str | None:
     return policy.CORRELATED_KINDS.get(device_model)
 
 
-def record_inbound(*, session: Session, message: Message, kind: str, now: datetime) -> bool:
-    """Insert the ledger row; False when this message_id was applied before (or is being applied now)."""
-    seq = getattr(message, "seq", None)
-    stmt = upsert(session, InboundMessage.__table__).values(
-        message_id=message.message_id, store_id=message.store_id, kind=kind, seq=seq, received_at=now
-    )
-    inserted = session.execute(
-        stmt.on_conflict_do_nothing(index_elements=["message_id"]).returning(InboundMessage.__table__.c.id)
-    ).first()
-    return inserted is not None
-
-
 def apply_message(*, session: Session, message: Message, now: datetime, profiles: ProfileRegistry,
-                  haccp_interval_s: int = stores.telemetry.DEFAULT_INTERVAL_S) -> Applied:
+                  haccp_interval_s: int = stores.telemetry.DEFAULT_INTERVAL_S,
+                  lifecycle: policy.Lifecycle = policy.Lifecycle()) -> Applied:
+    """Apply one message. The caller has stored it in the inbox and claimed its row
+    (`central.ingest.inbox`): duplicates never get here, and the row is marked processed in
+    this same transaction."""
     kind = str(getattr(message, "kind", "unknown"))
-    if not record_inbound(session=session, message=message, kind=kind, now=now):
-        return Applied(Outcome.DUPLICATE, kind)
     stores.touch_store(session=session, store_id=message.store_id, now=now)
     if isinstance(message, FaultEvent):
-        return apply_fault(session=session, fault=message, now=now, profiles=profiles)
+        return apply_fault(session=session, fault=message, now=now, profiles=profiles, lifecycle=lifecycle)
     if isinstance(message, TelemetryBatch):
         stores.apply_telemetry(session=session, batch=message, now=now, profiles=profiles,
                                haccp_interval_s=haccp_interval_s)
@@ -97,7 +85,19 @@ def apply_message(*, session: Session, message: Message, now: datetime, profiles
     return Applied(Outcome.ACCEPTED, kind)
 
 
-def apply_fault(*, session: Session, fault: FaultEvent, now: datetime, profiles: ProfileRegistry) -> Applied:
+def task_deadline(profiles: ProfileRegistry, fault: FaultEvent) -> timedelta | None:
+    """How long the store has to do a store task before a technician is sent (the profile's
+    `task_deadline_s` for this fault code); None: never dispatched."""
+    if fault.ticket_class is not TicketClass.STORE_TASK or fault.device_model not in profiles:
+        return None
+    for rule in profiles.get(fault.device_model).rules:
+        if rule.code == fault.fault_code and rule.task_deadline_s is not None:
+            return timedelta(seconds=rule.task_deadline_s)
+    return None
+
+
+def apply_fault(*, session: Session, fault: FaultEvent, now: datetime, profiles: ProfileRegistry,
+                lifecycle: policy.Lifecycle = policy.Lifecycle()) -> Applied:
     device_kind = kind_of(profiles, fault.device_model)
     row = {"device_id": fault.device_id, "model": fault.device_model, "kind": device_kind,
            "location": fault.location, "last_seen": now}
@@ -105,35 +105,43 @@ def apply_fault(*, session: Session, fault: FaultEvent, now: datetime, profiles:
     stores.upsert_devices(session=session, store_id=fault.store_id, rows=[row], update=update)
     ordering = faults.record_event(session=session, fault=fault, now=now)
     if fault.state is FaultState.CLEARED:
-        return _apply_clear(session, fault, now, ordering)
+        return _apply_clear(session, fault, now, ordering, lifecycle)
     skill = policy.skill_for_kind(device_kind)
+    deadline = task_deadline(profiles, fault)
     if not ordering.in_order:
-        return _apply_late_raise(session, fault, now, ordering, skill)
+        return _apply_late_raise(session, fault, now, ordering, skill, deadline)
+    if tickets.find_open(session=session, **_key(fault)) is None:
+        reopened = tickets.reopen_for_fault(session=session, fault=fault, window=lifecycle.reopen_window, now=now)
+        if reopened is not None:
+            _dispatch(session, reopened, now, deadline, since=fault.occurred_at)
+            return Applied(Outcome.ACCEPTED, fault.kind)
     ticket, created = tickets.open_for_fault(session=session, fault=fault, skill=skill, now=now)
     if not created:
         in_order = tickets.fault_again(session=session, ticket=ticket, fault=fault, now=now)
         return Applied(Outcome.ACCEPTED, fault.kind, in_order=in_order)
-    return _opened(session, fault, ticket, now, in_order=True)
+    return _opened(session, fault, ticket, now, deadline, in_order=True)
 
 
 def _key(fault: FaultEvent) -> dict[str, str]:
     return {"store_id": fault.store_id, "device_id": fault.device_id, "fault_code": fault.fault_code}
 
 
-def _apply_clear(session: Session, fault: FaultEvent, now: datetime, ordering: Ordering) -> Applied:
+def _apply_clear(session: Session, fault: FaultEvent, now: datetime, ordering: Ordering,
+                 lifecycle: policy.Lifecycle) -> Applied:
     """Clear the fault's ticket; with no ticket yet, the recorded state is all (a late raise reads it)."""
     key = _key(fault)
     ticket = tickets.find_open(session=session, **key) or tickets.latest_with_active_fault(session=session, **key)
     in_order = ordering.in_order
     if ticket is not None and in_order:
-        in_order = tickets.fault_cleared(session=session, ticket=ticket, fault=fault, now=now)
+        in_order = tickets.fault_cleared(session=session, ticket=ticket, fault=fault, now=now,
+                                         recovery_grace=lifecycle.recovery_grace)
     elif ticket is not None:
         tickets.fault_out_of_order(session=session, ticket=ticket, fault=fault, now=now)
     return Applied(Outcome.ACCEPTED, fault.kind, in_order=in_order)
 
 
 def _apply_late_raise(session: Session, fault: FaultEvent, now: datetime, ordering: Ordering,
-                      skill: str | None) -> Applied:
+                      skill: str | None, deadline: timedelta | None) -> Applied:
     """A raise or update older than the fault's newest known event: history, or a ticket opened cleared."""
     key = _key(fault)
     ticket = tickets.find_open(session=session, **key)
@@ -152,14 +160,23 @@ def _apply_late_raise(session: Session, fault: FaultEvent, now: datetime, orderi
     if not created:  # another worker opened one meanwhile
         tickets.fault_out_of_order(session=session, ticket=ticket, fault=fault, now=now)
         return Applied(Outcome.ACCEPTED, fault.kind, in_order=False)
-    return _opened(session, fault, ticket, now, in_order=False)
+    return _opened(session, fault, ticket, now, deadline, in_order=False)
 
 
-def _opened(session: Session, fault: FaultEvent, ticket: Ticket, now: datetime, *, in_order: bool) -> Applied:
-    """Dispatch a new ticket: a repair to a technician; a store task whose fault has cleared resolves."""
+def _dispatch(session: Session, ticket: Ticket, now: datetime, deadline: timedelta | None, *,
+              since: datetime) -> None:
+    """A new or reopened ticket: a repair to a technician; a store task to the store's list, with
+    its deadline, or resolved at once when its fault has already cleared."""
     if ticket.ticket_class is TicketClass.REPAIR:
         tickets.auto_assign(session=session, ticket=ticket, now=now)
-    else:
-        tickets.recover_store_task(session=session, ticket=ticket, now=now)
+        return
+    tickets.recover_store_task(session=session, ticket=ticket, now=now)
+    if deadline is not None and ticket.is_open:
+        tickets.schedule_task_deadline(session=session, ticket=ticket, deadline=deadline, since=since, now=now)
+
+
+def _opened(session: Session, fault: FaultEvent, ticket: Ticket, now: datetime, deadline: timedelta | None, *,
+            in_order: bool) -> Applied:
+    _dispatch(session, ticket, now, deadline, since=ticket.first_raised_at)
     return Applied(Outcome.ACCEPTED, fault.kind, created_ticket_id=ticket.id, ticket_class=ticket.ticket_class,
                    in_order=in_order)

@@ -1,7 +1,10 @@
-"""One message through to an outcome: applied, retried, or given up on (ingest layer, no MQTT).
+"""One message through step one, storing it: stored, retried, or given up on (ingest layer, no MQTT).
 
 The MQTT consumer calls `MessageHandler.handle(topic, payload)` for each message and
-acknowledges the message only when it returns True. Failures are of three kinds:
+acknowledges the message only when it returns True: the message is stored in the inbox
+(committed; `central.ingest.processor` applies it afterwards), was stored before, broke
+the contract, or could not be stored and went to `dead_letters`. Failures are of three
+kinds (the inbox processor classifies its own failures the same way, with `classify`):
 
 - transient (the database is unreachable, locked, or asks for the transaction again):
   retried with backoff for as long as it takes, and left unacknowledged if central stops
@@ -33,8 +36,10 @@ from central.metrics import Metrics
 log = logging.getLogger(__name__)
 
 
-class MessageProcessor(Protocol):
-    def process(self, topic: str, payload: bytes) -> object: ...
+class MessageStore(Protocol):
+    def store(self, topic: str, payload: bytes) -> object:
+        """Store the message durably (committed when this returns); raise when it could not."""
+        ...
 
 
 class DeadLetterSink(Protocol):
@@ -66,12 +71,12 @@ def describe(exc: BaseException) -> str:
 
 class MessageHandler:
     def __init__(
-        self, *, processor: MessageProcessor, dead_letters: DeadLetterSink, metrics: Metrics, clock: Clock,
+        self, *, store: MessageStore, dead_letters: DeadLetterSink, metrics: Metrics, clock: Clock,
         stopping: threading.Event, max_attempts: int = 3, retry_delay_s: float = 0.1, max_backoff_s: float = 5.0,
     ) -> None:  # fmt: skip
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        self._processor = processor
+        self._store = store
         self._dead_letters = dead_letters
         self._metrics = metrics
         self._clock = clock
@@ -83,19 +88,19 @@ class MessageHandler:
         self._logged_errors: set[str] = set()  # bounded by the number of exception types
 
     def handle(self, topic: str, payload: bytes) -> bool:
-        """Process one message; True when it may be acknowledged (applied, or stored as a dead letter)."""
+        """Store one message; True when it may be acknowledged (stored, or stored as a dead letter)."""
         attempts = 0
         first_failed_at = None
         while True:
             try:
-                return self._until_database_answers(lambda: self._processor.process(topic, payload))
+                return self._until_database_answers(lambda: self._store.store(topic, payload))
             except Exception as exc:  # noqa: BLE001 - classified, retried or dead-lettered; never swallowed
                 now = self._clock.now()
                 attempts += 1
                 first_failed_at = first_failed_at or now
                 self._metrics.inc("storeguard_central_messages_failed_total")
                 if classify(exc) is FailureKind.FAILED and attempts < self._max_attempts:
-                    log.debug("processing a message on %s failed (attempt %d of %d): %s",
+                    log.debug("storing a message on %s failed (attempt %d of %d): %s",
                               topic, attempts, self._max_attempts, describe(exc))
                     if self._stopping.wait(self._retry_delay_s):
                         return False

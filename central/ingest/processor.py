@@ -1,10 +1,24 @@
-"""One store message in, one committed transaction out (ingest layer, no MQTT here).
+"""Store first, process second (ingest layer, no MQTT here).
 
-`Ingestor.process(topic, payload)` is what the MQTT consumer calls for each message and what
-tests call directly: parse against contract v1, apply in one transaction, count the outcome.
-Database errors propagate so the caller can retry and must not acknowledge.
-`Ingestor.dead_letter(message)` stores a message the caller gave up on, in a transaction of
-its own.
+`Ingestor.store(topic, payload)` is step one, what the MQTT consumer calls for each message:
+parse against contract v1 (a rejection is counted, nothing stored), then write the message
+to the inbox (`central.ingest.inbox`) and commit. Only then may the message be
+acknowledged; a redelivery of a stored `message_id` writes nothing and is acknowledged too.
+
+`Ingestor.process_next()` is step two, what the inbox worker (`central.ingest.worker`) calls:
+claim one pending message and, in one transaction, apply it and mark it processed. A
+failure is classified like the consumer's (`central.ingest.handler.classify`):
+
+- transient (database unreachable, locked, deadlock): the transaction rolls back, the row
+  stays pending as it was, the error goes to the caller, which backs off;
+- permanent (the database rejects the data itself): the message is copied to `dead_letters`
+  and its row marked, at once;
+- anything else: the attempt is counted on the row (`attempts`, `last_error`) and the
+  message retried after a backoff; after `max_attempts` it is dead-lettered.
+
+The apply runs in a savepoint, so a failed attempt rolls back the apply alone and the row's
+failure record commits. `Ingestor.process(topic, payload)` does both steps at once, for
+tests and tools that want the result of one message.
 """
 
 from __future__ import annotations
@@ -12,18 +26,26 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
 
 from central.clock import Clock
 from central.db import Database
-from central.ingest import dead_letters
+from central.ingest import dead_letters, inbox
 from central.ingest.dead_letters import PoisonMessage
 from central.ingest.flows import Applied, Outcome, apply_message
+from central.ingest.handler import FailureKind, classify, describe
+from central.ingest.models import InboundMessage, InboxOutcome
 from central.metrics import Metrics
+from central.tickets.policy import Lifecycle
 from device_profiles import ProfileRegistry
 from protocols.mqtt.messages import (
     ConfigAck,
     ContractError,
     FaultEvent,
+    Message,
     StoreHealth,
     TelemetryBatch,
     parse_message,
@@ -31,6 +53,22 @@ from protocols.mqtt.messages import (
 
 log = logging.getLogger(__name__)
 CONSUMED = (FaultEvent, TelemetryBatch, StoreHealth, ConfigAck)
+
+
+class Stored(StrEnum):
+    """What step one did with a message."""
+
+    STORED = "stored"  # written, pending: acknowledge it, then apply it
+    DUPLICATE = "duplicate"  # this message_id was stored before: nothing written, acknowledge it
+    REJECTED = "rejected"  # broke the contract: counted, nothing written, acknowledge it
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    stored: Stored
+    kind: str = ""
+    row_id: int | None = None  # the inbox row, when stored
+    reason: str | None = None  # the ContractError reason of a rejection
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,46 +79,171 @@ class Result:
     created_ticket_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """What step two did with one inbox row."""
+
+    row_id: int
+    result: Result
+    error: Exception | None = None  # this attempt failed (the row records it)
+    dead_lettered: bool = False  # ... and was the last one
+
+
 class Ingestor:
     def __init__(self, *, database: Database, profiles: ProfileRegistry, metrics: Metrics, clock: Clock,
-                 haccp_interval_s: int = 900) -> None:
+                 haccp_interval_s: int = 900, max_attempts: int = 3, retry_delay_s: float = 1.0,
+                 max_backoff_s: float = 60.0, lifecycle: Lifecycle = Lifecycle()) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
         self._database = database
         self._haccp_interval_s = haccp_interval_s  # settings.haccp_interval_s
+        self._lifecycle = lifecycle  # settings.recovery_grace_s, reopen_window_s
         self._profiles = profiles
         self._metrics = metrics
         self._clock = clock
-        self._logged_reasons: set[str] = set()
+        self._max_attempts = max_attempts  # settings.ingest_max_attempts
+        self._retry_delay_s = retry_delay_s  # settings.ingest_retry_delay_s: the first backoff, doubling
+        self._max_backoff_s = max_backoff_s
+        self._logged: set[str] = set()  # rejection reasons and error types logged once; bounded by their kinds
         self._lock = threading.Lock()
 
-    def process(self, topic: str, payload: bytes) -> Result:
+    # --- step one: store ---
+    def store(self, topic: str, payload: bytes) -> StoreResult:
+        """Validate and store one message; committed when this returns. Database errors propagate
+        (the caller retries and must not acknowledge)."""
         try:
             message = parse_message(topic, payload)
             if not isinstance(message, CONSUMED):
                 raise ContractError("unexpected_kind", f"central does not consume {type(message).__name__}")
         except ContractError as exc:
             self._rejected(topic, exc)
-            return Result(Outcome.REJECTED, reason=exc.reason)
+            return StoreResult(Stored.REJECTED, reason=exc.reason)
+        kind = _kind(message)
         with self._database.session() as session, session.begin():
-            applied: Applied = apply_message(session=session, message=message, now=self._clock.now(),
-                                             profiles=self._profiles, haccp_interval_s=self._haccp_interval_s)
+            row_id = inbox.store(session=session, topic=topic, payload=payload, message_id=message.message_id,
+                                 store_id=message.store_id, kind=kind, seq=getattr(message, "seq", None),
+                                 now=self._clock.now())
+        if row_id is None:
+            self._metrics.inc("storeguard_central_messages_duplicate_total", kind=kind)
+            return StoreResult(Stored.DUPLICATE, kind)
+        return StoreResult(Stored.STORED, kind, row_id=row_id)
+
+    # --- step two: apply ---
+    def process_next(self, row_id: int | None = None) -> Processed | None:
+        """Apply the oldest due pending message (or the row `row_id`); None when there is none.
+
+        Raises only transient database errors; nothing of the attempt is then committed."""
+        now = self._clock.now()
+        applied: Applied | None = None
+        with self._database.session() as session, session.begin():
+            row = inbox.claim(session=session, now=now, row_id=row_id)
+            if row is None:
+                return None
+            try:
+                with session.begin_nested():
+                    applied = apply_message(session=session, message=_parse_stored(row), now=now,
+                                            profiles=self._profiles, haccp_interval_s=self._haccp_interval_s,
+                                            lifecycle=self._lifecycle)
+            except Exception as exc:  # noqa: BLE001 - classified: transient re-raised, the rest recorded
+                if classify(exc) is FailureKind.TRANSIENT:
+                    raise
+                processed = self._failed(session, row, exc, now)
+            else:
+                inbox.mark_processed(session=session, row=row, outcome=_outcome(applied), now=now)
+                processed = Processed(row.id, Result(Outcome.ACCEPTED, applied.kind,
+                                                     created_ticket_id=applied.created_ticket_id))
         # committed: only now does it count
-        counter = ("storeguard_central_messages_accepted_total" if applied.outcome is Outcome.ACCEPTED
-                   else "storeguard_central_messages_duplicate_total")
-        self._metrics.inc(counter, kind=applied.kind)
+        if applied is not None:
+            self._count_applied(applied)
+        else:
+            self._count_failure(processed, row_kind=processed.result.kind)
+        return processed
+
+    def process(self, topic: str, payload: bytes) -> Result:
+        """Both steps for one message. A failed attempt is recorded on its row and re-raised."""
+        stored = self.store(topic, payload)
+        if stored.stored is Stored.REJECTED:
+            return Result(Outcome.REJECTED, reason=stored.reason)
+        if stored.stored is Stored.DUPLICATE or stored.row_id is None:
+            return Result(Outcome.DUPLICATE, stored.kind)
+        processed = self.process_next(row_id=stored.row_id)
+        if processed is None:  # another worker applied it between the two steps
+            return Result(Outcome.ACCEPTED, stored.kind)
+        if processed.error is not None:
+            raise processed.error
+        return processed.result
+
+    def pending(self) -> int:
+        """Stored messages not applied yet (all workers')."""
+        with self._database.session() as session:
+            return inbox.count_pending(session=session)
+
+    def dead_letter(self, message: PoisonMessage) -> None:
+        """Store a message step one gave up on, in a transaction of its own."""
+        with self._database.session() as session, session.begin():
+            dead_letters.record(session=session, message=message)
+
+    # --- internals ---
+    def _failed(self, session: Session, row: InboundMessage, exc: Exception, now: datetime) -> Processed:
+        attempts = row.attempts + 1
+        give_up = classify(exc) is FailureKind.PERMANENT or attempts >= self._max_attempts
+        retry_at = None if give_up else now + timedelta(
+            seconds=min(self._retry_delay_s * 2 ** (attempts - 1), self._max_backoff_s))
+        error = describe(exc)
+        inbox.record_failure(session=session, row=row, error=error, now=now, retry_at=retry_at)
+        if give_up:
+            assert row.topic is not None and row.payload is not None  # pending rows always have them
+            dead_letters.record(session=session, message=PoisonMessage(
+                topic=row.topic, payload=row.payload, error=error, attempts=row.attempts,
+                first_failed_at=row.first_failed_at or now, last_failed_at=now))
+        return Processed(row.id, Result(Outcome.ACCEPTED, row.kind), error=exc, dead_lettered=give_up)
+
+    def _count_applied(self, applied: Applied) -> None:
+        self._metrics.inc("storeguard_central_messages_accepted_total", kind=applied.kind)
         if not applied.in_order:
             self._metrics.inc("storeguard_central_fault_events_out_of_order_total")
         if applied.created_ticket_id is not None and applied.ticket_class is not None:
             self._metrics.inc("storeguard_central_tickets_created_total", ticket_class=applied.ticket_class.value)
-        return Result(applied.outcome, applied.kind, created_ticket_id=applied.created_ticket_id)
 
-    def dead_letter(self, message: PoisonMessage) -> None:
-        with self._database.session() as session, session.begin():
-            dead_letters.record(session=session, message=message)
+    def _count_failure(self, processed: Processed, *, row_kind: str) -> None:
+        self._metrics.inc("storeguard_central_messages_failed_total")
+        exc = processed.error
+        assert exc is not None
+        if not processed.dead_lettered:
+            log.debug("applying inbound message %d (%s) failed, will retry: %s", processed.row_id, row_kind,
+                      describe(exc))
+            return
+        self._metrics.inc("storeguard_central_messages_dead_lettered_total")
+        first = self._first_time(f"error:{type(exc).__qualname__}")
+        # the first of each error type with its traceback; the rest are the counter and the table
+        log.log(logging.ERROR if first else logging.DEBUG,
+                "gave up on inbound message %d (%s), moved it to dead_letters: %s", processed.row_id, row_kind,
+                describe(exc), exc_info=exc if first else None)
 
     def _rejected(self, topic: str, exc: ContractError) -> None:
         self._metrics.inc("storeguard_central_messages_rejected_total", reason=exc.reason)
-        with self._lock:
-            first = exc.reason not in self._logged_reasons
-            self._logged_reasons.add(exc.reason)
         # log the first of each reason; the rest are a metric, not a log flood
-        log.log(logging.WARNING if first else logging.DEBUG, "rejected a message on %s: %s", topic, exc)
+        log.log(logging.WARNING if self._first_time(f"reason:{exc.reason}") else logging.DEBUG,
+                "rejected a message on %s: %s", topic, exc)
+
+    def _first_time(self, key: str) -> bool:
+        with self._lock:
+            first = key not in self._logged
+            self._logged.add(key)
+        return first
+
+
+def _kind(message: Message) -> str:
+    return str(getattr(message, "kind", "unknown"))
+
+
+def _parse_stored(row: InboundMessage) -> Message:
+    if row.topic is None or row.payload is None:
+        raise ValueError(f"inbound message {row.id} is pending without its topic or payload")
+    return parse_message(row.topic, row.payload)
+
+
+def _outcome(applied: Applied) -> InboxOutcome:
+    if applied.created_ticket_id is not None:
+        return InboxOutcome.TICKET_CREATED
+    return InboxOutcome.APPLIED if applied.in_order else InboxOutcome.OUT_OF_ORDER

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from central.auth.models import Role, User
+from central.notify import service as notifications
 from central.sla import service
 from central.sla.clock import Stage, TargetFigures
 from central.sla.models import SlaTarget
@@ -69,9 +70,8 @@ def _record(session: Session, ticket: Ticket, *, event_type: EventType, now: dat
 
 
 def notify(session: Session, ticket: Ticket, event: TicketEvent, now: datetime, recipients: list[str] | None) -> None:
-    """Hand the event to the notifier (central.notify), to the usernames given or the people concerned."""
-    log.info("ticket %s: %s %s -> %s", ticket.number, event.type.value, event.data,
-             recipients or "the people concerned")
+    """Hand the event to the notifier (central.notify): the assignee, plus the usernames given (escalations)."""
+    notifications.for_ticket_event(session=session, ticket=ticket, event=event, now=now, recipients=recipients)
 
 
 def _minutes(figure: TargetFigures) -> dict[str, Any]:

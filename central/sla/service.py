@@ -24,7 +24,10 @@ from central.tickets.models import OPEN_STATUSES, EventType, Ticket, TicketEvent
 from protocols.mqtt.messages import FaultClass, TicketClass
 from protocols.mqtt.messages import TicketStatusValue as S
 
-_TRAIL_TYPES = (EventType.SLA_WARNING, EventType.ESCALATED, EventType.ASSIGNED, EventType.REASSIGNED)
+_TRAIL_TYPES = (EventType.SLA_WARNING, EventType.ESCALATED, EventType.ASSIGNED, EventType.REASSIGNED,
+                EventType.TASK_ESCALATED)
+# the SLA clock (re)starts when a ticket is dispatched anew: reopened, or a store task sent to a technician
+_RESTARTS = (EventType.REOPENED, EventType.TASK_ESCALATED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +61,15 @@ def evaluate(*, session: Session, ticket: Ticket, now: datetime) -> TicketSla:
                                      cached=True)
     calendar = policies.calendar_for(session=session, store_id=ticket.store_id) if sla_policy.business_hours else None
     events = trail(session=session, ticket_id=ticket.id)
+    start = ticket.created_at
+    restart = next((i for i in range(len(events) - 1, -1, -1) if events[i].type in _RESTARTS), None)
+    if restart is not None:  # judged from the latest dispatch on; what came before was another round
+        start, events = events[restart].at, events[restart + 1:]
     changes = [Change(e.to_status, e.at, e.client_at, e.source) for e in events
                if e.to_status is not None and e.type is not EventType.CREATED]
     targets = Targets(sla_policy.response_min, sla_policy.arrival_min, sla_policy.resolution_min,
                       sla_policy.business_hours)
-    figures = compute(start=ticket.created_at, changes=changes, targets=targets, calendar=calendar, now=now)
+    figures = compute(start=start, changes=changes, targets=targets, calendar=calendar, now=now)
     warned = frozenset((str(e.data.get("target")), str(e.data.get("stage")))
                        for e in events if e.type is EventType.SLA_WARNING)
     escalations = tuple(e for e in events if e.type is EventType.ESCALATED)

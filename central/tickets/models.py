@@ -52,6 +52,8 @@ class EventType(StrEnum):
     SLA_WARNING = "sla_warning"  # 50% / 75% of an SLA target used (data: target, stage)
     ESCALATED = "escalated"  # an SLA target breached (data: target, level, recipients)
     REASSIGNED = "reassigned"  # not accepted within its window: moved to the next candidate
+    REOPENED = "reopened"  # raised again within the reopen window of its resolution: dispatched again
+    TASK_ESCALATED = "task_escalated"  # a store task not done by its deadline: now a repair, dispatched
 
 
 class Source(StrEnum):

@@ -6,6 +6,8 @@ Tables, not if-chains: a rule change is a one-line diff that the unit tests pin 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -72,6 +74,7 @@ class Action(StrEnum):
     AWAIT_PARTS = "await_parts"  # on site, the repair needs a part: the SLA clock pauses
     HOLD = "hold"  # no store access or waiting on the store: the SLA clock pauses
     RESUME = "resume"  # back to the status the ticket was paused from
+    REOPEN = "reopen"  # the same fault raised again within the reopen window of the resolution
 
 
 _REPAIR: dict[tuple[S, Action], S] = {
@@ -87,6 +90,10 @@ _REPAIR: dict[tuple[S, Action], S] = {
     (S.ON_SITE, Action.AWAIT_PARTS): S.AWAITING_PARTS,
     (S.AWAITING_PARTS, Action.RESUME): S.ON_SITE,  # the default; `resume_to` (paused_from) decides
     (S.ON_HOLD, Action.RESUME): S.ASSIGNED,
+    (S.NEW, Action.RECOVER): S.RESOLVED,  # cleared and stayed clear before anyone accepted the job
+    (S.ASSIGNED, Action.RECOVER): S.RESOLVED,
+    (S.RESOLVED, Action.REOPEN): S.NEW,
+    (S.CLOSED, Action.REOPEN): S.NEW,
 } | {(status, Action.CANCEL): S.CANCELLED for status in OPEN_STATUSES} | {
     (status, Action.HOLD): S.ON_HOLD for status in (S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE, S.ON_SITE)
 }
@@ -95,6 +102,8 @@ _STORE_TASK: dict[tuple[S, Action], S] = {
     (S.NEW, Action.RECOVER): S.RESOLVED,
     (S.NEW, Action.CANCEL): S.CANCELLED,
     (S.RESOLVED, Action.CLOSE): S.CLOSED,
+    (S.RESOLVED, Action.REOPEN): S.NEW,
+    (S.CLOSED, Action.REOPEN): S.NEW,
 }
 
 TRANSITIONS: Mapping[TicketClass, Mapping[tuple[S, Action], S]] = MappingProxyType(
@@ -115,9 +124,26 @@ EVENT_FOR_ACTION: Mapping[Action, EventType] = MappingProxyType(
         Action.AWAIT_PARTS: EventType.AWAITING_PARTS,
         Action.HOLD: EventType.HELD,
         Action.RESUME: EventType.RESUMED,
+        Action.REOPEN: EventType.REOPENED,
     }
 )
 PAUSED_STATUSES = frozenset({S.AWAITING_PARTS, S.ON_HOLD})  # the SLA clock stops
+RECOVERABLE_STATUSES = frozenset({S.NEW, S.ASSIGNED})  # nobody has accepted the job: a recovery may resolve it
+REOPENABLE_STATUSES = frozenset({S.RESOLVED, S.CLOSED})  # cancelled tickets stay cancelled: a raise opens a new one
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """How a fault's ticket behaves over time (settings `recovery_grace_s`, `reopen_window_s`).
+
+    - A repair nobody has accepted (new or assigned) whose fault clears and stays clear for
+      `recovery_grace` resolves as "recovered"; once accepted, the technician decides.
+    - A raise of the same fault within `reopen_window` of its ticket's resolution reopens that
+      ticket (status new, dispatched again) instead of opening a new one.
+    """
+
+    recovery_grace: timedelta = timedelta(minutes=15)
+    reopen_window: timedelta = timedelta(hours=24)
 
 
 def next_status(ticket_class: TicketClass, status: S, action: Action, *, resume_to: S | None = None) -> S:
@@ -156,6 +182,7 @@ ROLES_FOR_ACTION: Mapping[Action, frozenset[Role]] = MappingProxyType(
         Action.AWAIT_PARTS: frozenset({Role.TECHNICIAN}),
         Action.HOLD: frozenset({Role.TECHNICIAN}) | _MANAGE,
         Action.RESUME: frozenset({Role.TECHNICIAN}) | _MANAGE,
+        Action.REOPEN: frozenset(),  # the device only (the fault raised again)
     }
 )
 STORE_TASK_RESOLVERS = frozenset({Role.STORE_STAFF, Role.DISPATCHER, Role.ADMIN})

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from central.auth.models import Role, User
 from central.errors import InvalidTransitionError, NotFoundError, PermissionDeniedError, VersionConflictError
+from central.notify import service as notifications
 from central.outbox import service as outbox
 from central.sla import policies as sla_policies
 from central.sla import service as sla
 from central.technicians import service as technicians
+from central.timers import service as timers
 from central.technicians.models import Technician
 from central.tickets import policy
 from central.tickets.assignment import Choice, choose_technician
@@ -72,7 +74,15 @@ def latest_for_fault(*, session: Session, store_id: str, device_id: str, fault_c
         .order_by(Ticket.id.desc())
         .limit(1)
         .with_for_update(of=Ticket)
+        .execution_options(populate_existing=True)
     )
+
+
+def resolved_at(*, session: Session, ticket_id: int) -> datetime | None:
+    """When the ticket last became resolved (server time), from its trail."""
+    return session.scalar(select(func.max(TicketEvent.at))
+                          .where(TicketEvent.ticket_id == ticket_id,
+                                 TicketEvent.to_status == TicketStatusValue.RESOLVED))
 
 
 def list_tickets(
@@ -224,22 +234,115 @@ def fault_again(*, session: Session, ticket: Ticket, fault: FaultEvent, now: dat
     ticket.fault_active = True
     ticket.fault_cleared_at = None
     ticket.evidence = dict(fault.evidence)
+    timers.cancel(session=session, keys=[recovery_key(ticket.id)])  # active again: no recovery
     _record(session, ticket, event_type=EventType.FAULT_RAISED_AGAIN if raised else EventType.FAULT_UPDATED, now=now,
             source=Source.DEVICE, data=_fault_data(fault))
     _changed(session, ticket, now=now)
     return True
 
 
-def fault_cleared(*, session: Session, ticket: Ticket, fault: FaultEvent, now: datetime) -> bool:
-    """Record the recovery on the ticket; a store task resolves itself. False if the clear is stale."""
+def fault_cleared(*, session: Session, ticket: Ticket, fault: FaultEvent, now: datetime,
+                  recovery_grace: timedelta | None = None) -> bool:
+    """Record the recovery on the ticket; a store task resolves itself. False if the clear is stale.
+
+    A repair nobody has accepted yet resolves as "recovered" once the fault has stayed clear
+    for `recovery_grace` (a timer; None: never); after acceptance the technician decides."""
     if fault.occurred_at < ticket.last_raised_at:
         fault_out_of_order(session=session, ticket=ticket, fault=fault, now=now)
         return False  # older than the latest raise: the fault is active again
     ticket.fault_active = False
     ticket.fault_cleared_at = fault.occurred_at
-    _record(session, ticket, event_type=EventType.FAULT_CLEARED, now=now, source=Source.DEVICE, data=_fault_data(fault))
-    _changed(session, ticket, now=now, note="the device reports the fault cleared")
+    data = _fault_data(fault)
+    note = "the device reports the fault cleared"
+    recovers = (recovery_grace is not None and ticket.ticket_class is TicketClass.REPAIR
+                and ticket.status in policy.RECOVERABLE_STATUSES)
+    if recovers:
+        assert recovery_grace is not None
+        due = max(fault.occurred_at + recovery_grace, now)
+        data["recovers_at"] = due.isoformat()
+        note += f"; nobody has accepted the job, so it resolves as recovered at {due:%H:%M} UTC unless raised again"
+        timers.schedule(session=session, key=recovery_key(ticket.id), kind=RECOVERY_KIND, due_at=due, now=now,
+                        ticket_id=ticket.id, data={"grace_s": recovery_grace.total_seconds()})
+    _record(session, ticket, event_type=EventType.FAULT_CLEARED, now=now, source=Source.DEVICE, data=data)
+    _changed(session, ticket, now=now, note=note)
     recover_store_task(session=session, ticket=ticket, now=now)
+    return True
+
+
+# --- the fault's ticket over time: recovery, reopening, store-task deadlines --------------------
+RECOVERY_KIND = "ticket.recovery"
+TASK_DEADLINE_KIND = "ticket.task_deadline"
+
+
+def recovery_key(ticket_id: int) -> str:
+    return f"ticket:{ticket_id}:recovery"
+
+
+def task_deadline_key(ticket_id: int) -> str:
+    return f"ticket:{ticket_id}:task_deadline"
+
+
+def recover_if_still_clear(*, session: Session, ticket: Ticket, grace: timedelta, now: datetime) -> bool:
+    """The recovery timer: resolve an unaccepted repair whose fault stayed clear for `grace`."""
+    cleared_at = ticket.fault_cleared_at
+    if (ticket.ticket_class is not TicketClass.REPAIR or ticket.status not in policy.RECOVERABLE_STATUSES
+            or ticket.fault_active or cleared_at is None or cleared_at + grace > now):
+        return False  # accepted meanwhile, raised again, or not clear for long enough yet
+    minutes = round(grace.total_seconds() / 60)
+    perform(session=session, ticket=ticket, action=Action.RECOVER, now=now, source=Source.TIMER,
+            resolution_code="recovered",
+            note=f"the fault cleared at {cleared_at:%H:%M} UTC and stayed clear for {minutes} min before anyone "
+                 "accepted the job", data={"fault_cleared_at": cleared_at.isoformat(), "grace_min": minutes})
+    return True
+
+
+def reopen_for_fault(*, session: Session, fault: FaultEvent, window: timedelta, now: datetime) -> Ticket | None:
+    """The fault's last ticket reopened (status new), when it was resolved or closed no longer than
+    `window` before this raise; None when a new ticket is due. The caller dispatches it again."""
+    if window <= timedelta(0):
+        return None
+    latest = latest_for_fault(session=session, store_id=fault.store_id, device_id=fault.device_id,
+                              fault_code=fault.fault_code)
+    if latest is None or latest.status not in policy.REOPENABLE_STATUSES:
+        return None
+    resolved = resolved_at(session=session, ticket_id=latest.id)
+    if resolved is None or fault.occurred_at > resolved + window:
+        return None
+    if fault.state is FaultState.RAISED:
+        latest.raise_count += 1
+        latest.last_raised_at = max(latest.last_raised_at, fault.occurred_at)
+    latest.fault_active = True
+    latest.fault_cleared_at = None
+    latest.evidence = dict(fault.evidence)
+    latest.resolution_code = None
+    minutes = max(0, round((fault.occurred_at - resolved).total_seconds() / 60))
+    perform(session=session, ticket=latest, action=Action.REOPEN, now=now, source=Source.DEVICE,
+            note=f"the fault was raised again {minutes} min after the ticket was resolved",
+            data={**_fault_data(fault), "resolved_at": resolved.isoformat(), "window_min": window.total_seconds() / 60})
+    return latest
+
+
+def schedule_task_deadline(*, session: Session, ticket: Ticket, deadline: timedelta, since: datetime,
+                           now: datetime) -> None:
+    """A store task not done `deadline` after `since` becomes a repair and is dispatched."""
+    timers.schedule(session=session, key=task_deadline_key(ticket.id), kind=TASK_DEADLINE_KIND,
+                    due_at=since + deadline, now=now, ticket_id=ticket.id,
+                    data={"deadline_s": deadline.total_seconds()})
+
+
+def escalate_task_if_overdue(*, session: Session, ticket: Ticket, deadline: timedelta, now: datetime) -> bool:
+    """The store-task deadline: a task still new with its fault active becomes a repair and is dispatched."""
+    if ticket.ticket_class is not TicketClass.STORE_TASK or ticket.status is not TicketStatusValue.NEW \
+            or not ticket.fault_active:
+        return False  # done by the store, or the fault cleared
+    minutes = round(deadline.total_seconds() / 60)
+    ticket.ticket_class = TicketClass.REPAIR
+    event = _record(session, ticket, event_type=EventType.TASK_ESCALATED, now=now, source=Source.TIMER,
+                    note=f"store task not done within {minutes} min: dispatched to a technician",
+                    data={"deadline_min": minutes})
+    _changed(session, ticket, now=now, note=f"store task not done within {minutes} min: a technician is sent")
+    notifications.for_ticket_event(session=session, ticket=ticket, event=event, now=now)
+    auto_assign(session=session, ticket=ticket, now=now)
     return True
 
 
@@ -284,10 +387,17 @@ def perform(
     elif action in (Action.RESOLVE, Action.RECOVER):
         ticket.resolution_code = resolution_code
         ticket.resolution_note = note
+    elif action is Action.REOPEN:
+        ticket.resolution_note = ""
+        if ticket.assignee_id is not None:
+            data["previous_technician_id"] = ticket.assignee_id
+        ticket.assignee = None  # dispatched again; the previous technician remains a candidate
+        ticket.eta = None
     ticket.status = target
     event = _record(session, ticket, event_type=event_type or policy.EVENT_FOR_ACTION[action], now=now, source=source,
                     actor=actor, note=note, client_at=client_at, from_status=previous, to_status=target, data=data)
     _changed(session, ticket, now=now, note=note)
+    notifications.for_ticket_event(session=session, ticket=ticket, event=event, now=now)
     return event
 
 

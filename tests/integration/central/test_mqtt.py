@@ -18,8 +18,9 @@ from central.clock import FakeClock
 from central.db import Database
 from central.ingest.consumer import MqttConsumer
 from central.ingest.dead_letters import PoisonMessage
-from central.ingest.models import DeadLetter
+from central.ingest.models import DeadLetter, InboundMessage, InboxOutcome
 from central.ingest.processor import Ingestor
+from central.ingest.worker import InboxWorker
 from central.metrics import Metrics
 from central.outbox.models import OutboundMessage
 from central.settings import CentralSettings
@@ -167,7 +168,7 @@ class MemoryDeadLetters:
 
 
 class RecordingProcessor:
-    """Stands in for the Ingestor: records payloads, optionally holding the first one."""
+    """Stands in for the Ingestor's store step: records payloads, optionally holding the first one."""
 
     def __init__(self, hold_first: bool = False) -> None:
         self.payloads: list[bytes] = []
@@ -176,7 +177,7 @@ class RecordingProcessor:
             self.release.set()
         self._lock = threading.Lock()
 
-    def process(self, _topic: str, payload: bytes) -> None:
+    def store(self, _topic: str, payload: bytes) -> None:
         self.release.wait(20)
         with self._lock:
             self.payloads.append(payload)
@@ -190,7 +191,7 @@ def test_a_full_ingest_queue_drops_nothing(mosquitto_session: MosquittoProcess, 
     settings = CentralSettings(mqtt_url=mosquitto_session.url, mqtt_client_id=unique("central"), ingest_queue_size=1,
                                mqtt_protocol=protocol, mqtt_reconnect_min_s=0.2, mqtt_reconnect_max_s=1.0)
     processor, metrics = RecordingProcessor(hold_first=True), Metrics()
-    consumer = MqttConsumer(settings=settings, processor=processor, dead_letters=MemoryDeadLetters(),
+    consumer = MqttConsumer(settings=settings, store=processor, dead_letters=MemoryDeadLetters(),
                             metrics=metrics, enqueue_timeout_s=0.05)
     consumer.start()
     store = StoreSide(mosquitto_session.port, unique("store"))
@@ -218,7 +219,7 @@ def test_a_share_group_splits_messages_between_workers(mosquitto_session: Mosqui
         settings = CentralSettings(mqtt_url=mosquitto_session.url, mqtt_client_id=unique("central"),
                                    mqtt_share_group=group)
         processor = RecordingProcessor()
-        consumer = MqttConsumer(settings=settings, processor=processor, dead_letters=MemoryDeadLetters(),
+        consumer = MqttConsumer(settings=settings, store=processor, dead_letters=MemoryDeadLetters(),
                                 metrics=Metrics())
         consumer.start()
         workers.append((consumer, processor))
@@ -247,7 +248,7 @@ class FailingProcessor:
         self.forever = forever
         self.payloads: list[bytes] = []
 
-    def process(self, _topic: str, payload: bytes) -> None:
+    def store(self, _topic: str, payload: bytes) -> None:
         if self.forever:
             raise self.errors[0]
         if self.errors:
@@ -263,7 +264,7 @@ def test_a_message_central_stops_retrying_is_not_acknowledged_and_is_redelivered
     down = OperationalError("INSERT ...", {}, Exception("server closed the connection"))
     settings = CentralSettings(mqtt_url=mosquitto_session.url, mqtt_client_id=unique("central"))
     metrics, dead = Metrics(), MemoryDeadLetters()
-    broken = MqttConsumer(settings=settings, processor=FailingProcessor(down, forever=True), dead_letters=dead,
+    broken = MqttConsumer(settings=settings, store=FailingProcessor(down, forever=True), dead_letters=dead,
                           metrics=metrics, stop_drain_s=1.0)
     broken.start()
     store = StoreSide(mosquitto_session.port, unique("store"))
@@ -275,7 +276,7 @@ def test_a_message_central_stops_retrying_is_not_acknowledged_and_is_redelivered
         broken.stop()  # still retrying: the database never came back
         assert dead.letters == [] and metrics.value("storeguard_central_messages_failed_total") == 0
         fixed_processor = RecordingProcessor()
-        fixed = MqttConsumer(settings=settings, processor=fixed_processor, dead_letters=MemoryDeadLetters(),
+        fixed = MqttConsumer(settings=settings, store=fixed_processor, dead_letters=MemoryDeadLetters(),
                              metrics=Metrics())  # same session
         fixed.start()
         try:
@@ -292,7 +293,7 @@ def test_transient_database_errors_are_retried_then_acknowledged(mosquitto_sessi
     down = OperationalError("INSERT ...", {}, Exception("server closed the connection"))
     processor, metrics = FailingProcessor(down, down), Metrics()
     settings = CentralSettings(mqtt_url=mosquitto_session.url, mqtt_client_id=unique("central"))
-    consumer = MqttConsumer(settings=settings, processor=processor, dead_letters=MemoryDeadLetters(),
+    consumer = MqttConsumer(settings=settings, store=processor, dead_letters=MemoryDeadLetters(),
                             metrics=metrics)
     consumer.start()
     store = StoreSide(mosquitto_session.port, unique("store"))
@@ -331,12 +332,15 @@ def test_poison_messages_are_dead_lettered_and_ingest_continues(
     narrow_broker: MosquittoProcess, db: Database, metrics: Metrics, clock: FakeClock, profiles: ProfileRegistry
 ) -> None:
     """More poison messages than the broker's in-flight window, then a good fault: it still
-    becomes a ticket, because each poison message is stored as a dead letter and acknowledged."""
-    ingestor = Ingestor(database=db, profiles=PoisonedProfiles({m: profiles.get(m) for m in profiles.models()}),
-                        metrics=metrics, clock=clock)
+    becomes a ticket. Every message is stored and acknowledged before it is applied; each
+    poison message fails its attempts in the inbox and is moved to dead_letters."""
     settings = CentralSettings(mqtt_url=narrow_broker.url, mqtt_client_id=unique("central"))
-    consumer = MqttConsumer(settings=settings, processor=ingestor, dead_letters=ingestor, metrics=metrics,
-                            clock=clock, retry_delay_s=0.01)
+    ingestor = Ingestor(database=db, profiles=PoisonedProfiles({m: profiles.get(m) for m in profiles.models()}),
+                        metrics=metrics, clock=clock, max_attempts=settings.ingest_max_attempts, retry_delay_s=0)
+    worker = InboxWorker(ingestor=ingestor, metrics=metrics, poll_s=0.2)
+    worker.start()
+    consumer = MqttConsumer(settings=settings, store=ingestor, dead_letters=ingestor, metrics=metrics,
+                            clock=clock, retry_delay_s=0.01, on_stored=worker.wake)
     consumer.start()
     store = StoreSide(narrow_broker.port, unique("store"))
     try:
@@ -357,6 +361,13 @@ def test_poison_messages_are_dead_lettered_and_ingest_continues(
         assert letter.store_id == store.store_id and letter.attempts == settings.ingest_max_attempts
         assert "a bug that only this device model triggers" in letter.error
         assert letter.first_failed_at == letter.last_failed_at == clock.now()
+        with db.session() as session:
+            rows = {row.message_id: row for row in session.scalars(select(InboundMessage))}
+        assert {rows[m.message_id].outcome for m in poison} == {InboxOutcome.DEAD_LETTERED}
+        assert {rows[m.message_id].attempts for m in poison} == {settings.ingest_max_attempts}
+        assert "a bug that only this device model triggers" in (rows[poison[0].message_id].last_error or "")
+        assert ingestor.pending() == 0
     finally:
         store.close()
         consumer.stop()
+        worker.stop()

@@ -37,6 +37,10 @@ USER_OF_ROLE = {"technician": "tina", "dispatcher": "dora", "supervisor": "sunny
 Body = dict[str, Any] | Callable[[TestClient, dict[str, str]], dict[str, Any]] | None
 T = "/api/v1/tickets/{ticket_id}"
 CAL = {"timezone": "Europe/Berlin", "hours": {"mon": [["07:00", "22:00"]]}, "holidays": []}
+U = "/api/v1/users/{user_id}"
+NELL = "/api/v1/users/11"  # nell, the last seeded user (support.SEED_USERS): no row below logs in as her
+NEW_USER = {"username": "newbie", "display_name": "New Bie", "role": "dispatcher", "password": "a-long-passphrase"}
+WRONG_CURRENT = {"current_password": "not-the-password", "new_password": "a-long-passphrase"}  # 400, changes nothing
 SLA = {"response_min": 30, "arrival_min": 240, "resolution_min": 480, "business_hours": False,
        "accept_window_min": 15, "escalation_interval_min": 60}
 
@@ -53,6 +57,12 @@ MATRIX: list[tuple[str, str, str, Body, frozenset[str] | str]] = [
     ("GET", "/metrics", "/metrics", None, PUBLIC),
     ("GET", "/api/v1/me", "/api/v1/me", None, ALL),
     ("GET", "/api/v1/auth/me", "/api/v1/auth/me", None, ALL),
+    ("POST", "/api/v1/auth/me/password", "/api/v1/auth/me/password", WRONG_CURRENT, ALL),
+    ("GET", "/api/v1/users", "/api/v1/users", None, ADMIN),
+    ("POST", "/api/v1/users", "/api/v1/users", NEW_USER, ADMIN),
+    ("GET", U, NELL, None, ADMIN),
+    ("PATCH", U, NELL, {"display_name": "Nell N."}, ADMIN),
+    ("POST", U + "/password", NELL + "/password", {"password": "another-long-passphrase"}, ADMIN),
     ("GET", "/api/v1/stores", "/api/v1/stores", None, ALL),
     ("GET", "/api/v1/stores/{store_id}", "/api/v1/stores/store-1", None, ALL),
     ("GET", "/api/v1/devices", "/api/v1/devices", None, ALL),

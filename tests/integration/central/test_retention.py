@@ -41,7 +41,11 @@ def fill(db: Database, now: datetime, *, tokens: bool = True) -> dict[str, int]:
                for i in range(5) for age in (31 * DAY, 40 * DAY, 29 * DAY)]  # 10 old, 5 new
     haccp = [_haccp(now - age, f"p{i}") for i in range(3) for age in (731 * DAY, 729 * DAY)]  # 3 old, 3 new
     inbound = [{"message_id": f"m{i}-{age.days}", "store_id": "s1", "kind": "telemetry", "seq": i,
-                "received_at": now - age} for i in range(6) for age in (15 * DAY, 13 * DAY)]  # 6 old, 6 new
+                "received_at": now - age, "state": "processed", "processed_at": now - age, "outcome": "applied"}
+               for i in range(6) for age in (15 * DAY, 13 * DAY)]  # 6 old, 6 new
+    inbound.append({"message_id": "pending-old", "store_id": "s1", "kind": "telemetry", "seq": 9,
+                    "received_at": now - 20 * DAY, "state": "pending", "processed_at": None, "outcome": None,
+                    "topic": "storeguard/v1/s1/telemetry", "payload": b"{}"})  # stored, never applied: stays
     outbound = [{"message_id": f"o{i}", "store_id": "s1", "topic": "t", "payload": "{}", "created_at": now - age,
                  "sent_at": sent} for i, (age, sent) in enumerate([
                      (20 * DAY, now - 20 * DAY), (15 * DAY, now - 15 * DAY),  # sent long ago: go
@@ -118,7 +122,7 @@ def test_central_runs_a_pass_in_its_own_thread_at_start(database_url: str, seed_
             assert app.state.runtime.maintenance is not None  # a thread of this worker
             wait_until(lambda: counts(db)["telemetry_samples"] == 5, timeout=10)
         assert app.state.runtime.maintenance is None  # stopped with central
-        assert counts(db)["inbound_messages"] == 6
+        assert counts(db)["inbound_messages"] == 7  # 6 new, and the old one still pending
     finally:
         db.dispose()
 

@@ -25,7 +25,7 @@ def test_sla_revision_seeds_downgrades_and_upgrades_again(database_url: str) -> 
             assert connection.execute(text("SELECT count(*) FROM sla_policies WHERE fault_class = 'food_safety' "
                                            "AND business_hours")).scalar_one() == 0
         with engine.begin() as connection:
-            command.downgrade(alembic_config(connection), "0007@-1")
+            command.downgrade(alembic_config(connection), "0006")
         with engine.connect() as connection:
             inspector = inspect(connection)
             assert not {"priority_rules", "sla_policies", "store_calendars"} & set(inspector.get_table_names())

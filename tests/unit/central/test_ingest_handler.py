@@ -1,4 +1,4 @@
-"""Retry, give up, acknowledge: the ingest handler with a fake processor and dead-letter sink."""
+"""Retry, give up, acknowledge: the ingest handler (store step) with a fake store and dead-letter sink."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class Processor:
         self.applied: list[bytes] = []
         self._stop_after, self._stopping = stop_after, stopping
 
-    def process(self, _topic: str, payload: bytes) -> None:
+    def store(self, _topic: str, payload: bytes) -> None:
         self.calls.append(payload)
         if self._stop_after is not None and len(self.calls) >= self._stop_after and self._stopping:
             self._stopping.set()
@@ -60,7 +60,7 @@ class Sink:
 
 def handler(processor: Processor, sink: Sink, metrics: Metrics, clock: FakeClock | None = None,
             stopping: threading.Event | None = None) -> MessageHandler:
-    return MessageHandler(processor=processor, dead_letters=sink, metrics=metrics, clock=clock or FakeClock(),
+    return MessageHandler(store=processor, dead_letters=sink, metrics=metrics, clock=clock or FakeClock(),
                           stopping=stopping or threading.Event(), max_attempts=3, retry_delay_s=0)
 
 
@@ -87,7 +87,7 @@ def test_an_error_no_retry_can_fix_is_dead_lettered_at_once() -> None:
 
 def test_a_failure_that_goes_away_on_retry_is_applied_not_dead_lettered() -> None:
     class Racy(Processor):
-        def process(self, topic: str, payload: bytes) -> None:
+        def store(self, topic: str, payload: bytes) -> None:
             self.calls.append(payload)
             if len(self.calls) == 1:
                 raise _db_error(IntegrityError, "duplicate key")  # e.g. a race the code did not expect
@@ -104,9 +104,9 @@ def test_the_attempt_times_come_from_the_clock() -> None:
     start = clock.now()
 
     class Slow(Processor):
-        def process(self, topic: str, payload: bytes) -> None:
+        def store(self, topic: str, payload: bytes) -> None:
             clock.advance(10)
-            super().process(topic, payload)
+            super().store(topic, payload)
 
     sink = Sink()
     handler(Slow(), sink, Metrics(), clock=clock).handle(TOPIC, b"poison")

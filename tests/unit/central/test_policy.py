@@ -91,7 +91,9 @@ def test_cancel_from_every_open_status(status: S) -> None:
         (S.RESOLVED, Action.ACCEPT),
         (S.CLOSED, Action.CANCEL),
         (S.CANCELLED, Action.ASSIGN),
-        (S.NEW, Action.RECOVER),  # repairs are not auto-resolved
+        (S.ACCEPTED, Action.RECOVER),  # once accepted, the technician decides
+        (S.ON_SITE, Action.RECOVER),
+        (S.CANCELLED, Action.REOPEN),  # a cancelled ticket stays cancelled: a raise opens a new one
     ],
 )
 def test_invalid_repair_transitions_say_what_is_allowed(status: S, action: Action) -> None:
@@ -101,9 +103,22 @@ def test_invalid_repair_transitions_say_what_is_allowed(status: S, action: Actio
     assert "allowed now" in caught.value.message or "no action" in caught.value.message
 
 
-def test_closed_tickets_allow_nothing() -> None:
+def test_closed_tickets_only_reopen_and_cancelled_ones_allow_nothing() -> None:
     for table in TRANSITIONS.values():
-        assert not [key for key in table if key[0] in (S.CLOSED, S.CANCELLED)]
+        assert not [key for key in table if key[0] is S.CANCELLED]
+        assert [a for (s, a) in table if s is S.CLOSED] == [Action.REOPEN]
+        assert table[(S.RESOLVED, Action.REOPEN)] is S.NEW
+
+
+def test_a_repair_nobody_accepted_may_recover() -> None:
+    for status in (S.NEW, S.ASSIGNED):
+        assert next_status(TicketClass.REPAIR, status, Action.RECOVER) is S.RESOLVED
+
+
+def test_nobody_may_reopen_by_hand() -> None:
+    for role in Role:
+        with pytest.raises(PermissionDeniedError):
+            authorize(Action.REOPEN, role, ticket_class=TicketClass.REPAIR, is_assignee=True)
 
 
 def test_store_tasks_are_not_dispatched_but_resolve_and_recover() -> None:

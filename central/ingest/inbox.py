@@ -1,0 +1,77 @@
+"""The inbox: MQTT messages stored before they are applied (ingest domain service). Never commits.
+
+Step one (`store`) writes a message as received, pending, keyed by its `message_id`; the
+caller commits and only then acknowledges the message to the broker. Step two (`claim`,
+then `mark_processed` or `record_failure`) runs in the transaction that applies it, so a
+message is applied and marked in one commit or not at all.
+
+`claim` takes the oldest due pending row with `SELECT ... FOR UPDATE SKIP LOCKED` on
+PostgreSQL: several central workers claim different rows, and a worker that dies mid-way
+releases its row with its connection. SQLite ignores the locking clause; its transactions
+start with BEGIN IMMEDIATE (`central.db`), so one writer at a time claims.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from central.db import upsert
+from central.ingest.models import InboundMessage, InboxOutcome, InboxState
+
+MAX_ERROR_CHARS = 4000
+
+
+def store(*, session: Session, topic: str, payload: bytes, message_id: str, store_id: str, kind: str,
+          seq: int | None, now: datetime) -> int | None:
+    """Insert the message as pending; its row id, or None when this message_id was stored before."""
+    table = InboundMessage.__table__
+    stmt = upsert(session, table).values(
+        message_id=message_id, store_id=store_id, kind=kind, seq=seq, received_at=now, topic=topic,
+        payload=payload, state=InboxState.PENDING.value, attempts=0,
+    )
+    inserted = session.execute(
+        stmt.on_conflict_do_nothing(index_elements=["message_id"]).returning(table.c.id)
+    ).first()
+    return None if inserted is None else int(inserted[0])
+
+
+def claim(*, session: Session, now: datetime, row_id: int | None = None) -> InboundMessage | None:
+    """Lock and return a pending row for this transaction: `row_id`, or else the oldest due one.
+
+    A named row is waited for (its caller stored it and wants its result) and returned only
+    while still pending; the oldest due row is taken with SKIP LOCKED, passing over rows other
+    workers are applying."""
+    query = select(InboundMessage).where(InboundMessage.state == InboxState.PENDING)
+    if row_id is not None:
+        return session.scalars(query.where(InboundMessage.id == row_id).with_for_update()).first()
+    query = query.where(or_(InboundMessage.next_attempt_at.is_(None), InboundMessage.next_attempt_at <= now))
+    return session.scalars(query.order_by(InboundMessage.id).limit(1).with_for_update(skip_locked=True)).first()
+
+
+def mark_processed(*, session: Session, row: InboundMessage, outcome: InboxOutcome, now: datetime) -> None:
+    row.state = InboxState.PROCESSED
+    row.outcome = outcome
+    row.processed_at = now
+    row.next_attempt_at = None
+    session.flush()
+
+
+def record_failure(*, session: Session, row: InboundMessage, error: str, now: datetime,
+                   retry_at: datetime | None) -> None:
+    """Count a failed attempt; `retry_at` None means given up on (the caller dead-letters it)."""
+    row.attempts += 1
+    row.last_error = error.replace("\x00", "\\x00")[:MAX_ERROR_CHARS]
+    row.first_failed_at = row.first_failed_at or now
+    if retry_at is None:
+        mark_processed(session=session, row=row, outcome=InboxOutcome.DEAD_LETTERED, now=now)
+    else:
+        row.next_attempt_at = retry_at
+        session.flush()
+
+
+def count_pending(*, session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(InboundMessage)
+                          .where(InboundMessage.state == InboxState.PENDING)) or 0

@@ -1,0 +1,1 @@
+"""Notifications (notify domain): ticket changes, SLA warnings and escalations to people, via pluggable channels."""
