@@ -34,8 +34,11 @@ from central.errors import (
 )
 from central.ingest.consumer import MqttConsumer
 from central.ingest.processor import Ingestor
+from central.ingest import store_watch
+from central.ingest.flows import apply_fault
 from central.ingest.worker import InboxWorker
 from central.tickets import timers as ticket_timers
+from central.tickets.templates import router as work_templates_router
 from central.tickets.policy import Lifecycle
 from central.metrics import Metrics
 from central.notify import service as notify_service
@@ -51,6 +54,7 @@ from central.store_config.views import router as store_config_router
 from central.stores.views import router as stores_router
 from central.system_views import router as system_router
 from central.technicians.views import router as technicians_router
+from central.thresholds.views import router as thresholds_router
 from central.tickets.views import router as tickets_router
 from central.sla import escalation as sla_escalation
 from central.sla.views import router as sla_router
@@ -170,11 +174,20 @@ def _notifications_failed(database: Database) -> float:
         return notify_service.count_failed(session=session)
 
 
-def timer_registry() -> TimerRegistry:
+def lifecycle_of(settings: CentralSettings) -> Lifecycle:
+    return Lifecycle(recovery_grace=timedelta(seconds=settings.recovery_grace_s),
+                     reopen_window=timedelta(seconds=settings.reopen_window_s),
+                     correlation_window=timedelta(seconds=settings.correlation_window_s),
+                     correlation_min_devices=settings.correlation_min_devices,
+                     store_offline_grace=timedelta(seconds=settings.store_offline_grace_s))
+
+
+def timer_registry(lifecycle: Lifecycle | None = None) -> TimerRegistry:
     """Every timer kind central fires, with its handler (each domain registers its own)."""
     registry = TimerRegistry()
     sla_escalation.register_timers(registry)
     ticket_timers.register_timers(registry)
+    store_watch.register_timers(registry, lifecycle=lifecycle or Lifecycle(), apply_fault=apply_fault)
     return registry
 
 
@@ -184,15 +197,14 @@ def create_app(settings: CentralSettings, *, clock: Clock | None = None) -> Fast
     database = Database(settings.database_url)
     metrics = Metrics()
     profiles = ProfileRegistry.load(list(settings.profile_dirs))
+    lifecycle = lifecycle_of(settings)
     runtime = Runtime(settings=settings, clock=clock, database=database, metrics=metrics, profiles=profiles,
                       ingestor=Ingestor(database=database, profiles=profiles, metrics=metrics, clock=clock,
                                         haccp_interval_s=settings.haccp_interval_s,
                                         max_attempts=settings.ingest_max_attempts,
                                         retry_delay_s=settings.ingest_retry_delay_s,
-                                        lifecycle=Lifecycle(
-                                            recovery_grace=timedelta(seconds=settings.recovery_grace_s),
-                                            reopen_window=timedelta(seconds=settings.reopen_window_s))),
-                      timer_registry=timer_registry())
+                                        lifecycle=lifecycle),
+                      timer_registry=timer_registry(lifecycle))
     database.on_outbox_commit(lambda: runtime.publisher.wake() if runtime.publisher else None)
     notify_service.configure(database, channels=settings.notify_channels if settings.notify_enabled else ())
     notify_service.on_commit(database, lambda: runtime.notifier.wake() if runtime.notifier else None)
@@ -226,7 +238,7 @@ def create_app(settings: CentralSettings, *, clock: Clock | None = None) -> Fast
     app.add_exception_handler(CentralError, _central_error)
     api = APIRouter(prefix=API_PREFIX)
     for router in (auth_router, stores_router, store_config_router, technicians_router, tickets_router,
-                   ingest_router, telemetry_router, sla_router):
+                   ingest_router, telemetry_router, sla_router, thresholds_router, work_templates_router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(system_router)

@@ -11,7 +11,8 @@ from central.stores.models import Device, DevicePoint, Store
 from central.telemetry.models import HaccpInterval, telemetry_samples
 from central.sla.models import PriorityRule, SlaPolicy, StoreCalendar
 from central.technicians.models import Technician
-from central.tickets.models import Ticket, TicketEvent
+from central.thresholds.models import ThresholdChange, ThresholdOverride
+from central.tickets.models import Ticket, TicketEvent, WorkTemplate
 from central.timers.models import Timer
 
 metadata = Base.metadata
@@ -33,10 +34,13 @@ __all__ = [
     "StoreCalendar",
     "StoreConfigVersion",
     "Technician",
+    "ThresholdChange",
+    "ThresholdOverride",
     "Ticket",
     "TicketEvent",
     "Timer",
     "User",
+    "WorkTemplate",
     "metadata",
     "telemetry_samples",
 ]

@@ -69,6 +69,11 @@ class CentralSettings(BaseSettings):
     recovery_grace_s: Annotated[float, Field(ge=0, le=7 * 86_400)] = 900
     # the same fault raised again within this time of its ticket's resolution reopens that ticket
     reopen_window_s: Annotated[float, Field(ge=0, le=30 * 86_400)] = 86_400
+    # this many devices of one store with new repairs within the window become one incident (0: never)
+    correlation_min_devices: Annotated[int, Field(ge=0, le=1000)] = 3
+    correlation_window_s: Annotated[float, Field(ge=0, le=86_400)] = 600
+    # a store's gateway silent (its last will) this long opens a store_offline incident
+    store_offline_grace_s: Annotated[float, Field(ge=0, le=86_400)] = 600
 
     # HACCP temperature log and retention (docs/telemetry-and-haccp.md)
     haccp_interval_s: Annotated[int, Field(ge=60, le=86_400)] = 900  # must divide a day: intervals align to midnight UTC

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from central.faults import service as faults
 from central.faults.service import Ordering
+from central.ingest import store_watch
 from central.store_config import service as store_config
 from central.stores import service as stores
-from central.tickets import policy
+from central.tickets import links, policy
 from central.tickets import service as tickets
 from central.tickets.models import Ticket
 from device_profiles import ProfileRegistry
@@ -77,7 +78,9 @@ def apply_message(*, session: Session, message: Message, now: datetime, profiles
                                haccp_interval_s=haccp_interval_s)
     elif isinstance(message, StoreHealth):
         kinds = {d.device_model: kind_of(profiles, d.device_model) for d in message.devices}
-        stores.apply_health(session=session, health=message, now=now, kinds=kinds)
+        if stores.apply_health(session=session, health=message, now=now, kinds=kinds):
+            store_watch.on_health(session=session, health=message, now=now, lifecycle=lifecycle,
+                                  apply_fault=apply_fault)
     elif isinstance(message, ConfigAck):
         store_config.record_ack(session=session, ack=message, now=now)
     else:
@@ -109,17 +112,18 @@ def apply_fault(*, session: Session, fault: FaultEvent, now: datetime, profiles:
     skill = policy.skill_for_kind(device_kind)
     deadline = task_deadline(profiles, fault)
     if not ordering.in_order:
-        return _apply_late_raise(session, fault, now, ordering, skill, deadline)
+        return _apply_late_raise(session, fault, now, ordering, skill, deadline, lifecycle, device_kind)
     if tickets.find_open(session=session, **_key(fault)) is None:
         reopened = tickets.reopen_for_fault(session=session, fault=fault, window=lifecycle.reopen_window, now=now)
         if reopened is not None:
-            _dispatch(session, reopened, now, deadline, since=fault.occurred_at)
+            _dispatch(session, reopened, now, deadline, lifecycle, device_kind, since=fault.occurred_at)
             return Applied(Outcome.ACCEPTED, fault.kind)
     ticket, created = tickets.open_for_fault(session=session, fault=fault, skill=skill, now=now)
     if not created:
         in_order = tickets.fault_again(session=session, ticket=ticket, fault=fault, now=now)
+        links.refresh_incident(session=session, child=ticket, now=now)
         return Applied(Outcome.ACCEPTED, fault.kind, in_order=in_order)
-    return _opened(session, fault, ticket, now, deadline, in_order=True)
+    return _opened(session, fault, ticket, now, deadline, lifecycle, device_kind, in_order=True)
 
 
 def _key(fault: FaultEvent) -> dict[str, str]:
@@ -135,13 +139,15 @@ def _apply_clear(session: Session, fault: FaultEvent, now: datetime, ordering: O
     if ticket is not None and in_order:
         in_order = tickets.fault_cleared(session=session, ticket=ticket, fault=fault, now=now,
                                          recovery_grace=lifecycle.recovery_grace)
+        links.refresh_incident(session=session, child=ticket, now=now)
     elif ticket is not None:
         tickets.fault_out_of_order(session=session, ticket=ticket, fault=fault, now=now)
     return Applied(Outcome.ACCEPTED, fault.kind, in_order=in_order)
 
 
 def _apply_late_raise(session: Session, fault: FaultEvent, now: datetime, ordering: Ordering,
-                      skill: str | None, deadline: timedelta | None) -> Applied:
+                      skill: str | None, deadline: timedelta | None, lifecycle: policy.Lifecycle,
+                      device_kind: str | None) -> Applied:
     """A raise or update older than the fault's newest known event: history, or a ticket opened cleared."""
     key = _key(fault)
     ticket = tickets.find_open(session=session, **key)
@@ -160,23 +166,26 @@ def _apply_late_raise(session: Session, fault: FaultEvent, now: datetime, orderi
     if not created:  # another worker opened one meanwhile
         tickets.fault_out_of_order(session=session, ticket=ticket, fault=fault, now=now)
         return Applied(Outcome.ACCEPTED, fault.kind, in_order=False)
-    return _opened(session, fault, ticket, now, deadline, in_order=False)
+    return _opened(session, fault, ticket, now, deadline, lifecycle, device_kind, in_order=False)
 
 
-def _dispatch(session: Session, ticket: Ticket, now: datetime, deadline: timedelta | None, *,
-              since: datetime) -> None:
-    """A new or reopened ticket: a repair to a technician; a store task to the store's list, with
-    its deadline, or resolved at once when its fault has already cleared."""
+def _dispatch(session: Session, ticket: Ticket, now: datetime, deadline: timedelta | None,
+              lifecycle: policy.Lifecycle, device_kind: str | None, *, since: datetime) -> None:
+    """A new or reopened ticket: a repair to a technician, unless an incident takes it (with the
+    store work its templates prescribe); a store task to the store's list, with its deadline, or
+    resolved at once when its fault has already cleared."""
     if ticket.ticket_class is TicketClass.REPAIR:
-        tickets.auto_assign(session=session, ticket=ticket, now=now)
+        if links.correlate(session=session, ticket=ticket, now=now, lifecycle=lifecycle) is None:
+            tickets.auto_assign(session=session, ticket=ticket, now=now)
+        links.spawn_tasks(session=session, ticket=ticket, device_kind=device_kind, now=now)
         return
     tickets.recover_store_task(session=session, ticket=ticket, now=now)
     if deadline is not None and ticket.is_open:
         tickets.schedule_task_deadline(session=session, ticket=ticket, deadline=deadline, since=since, now=now)
 
 
-def _opened(session: Session, fault: FaultEvent, ticket: Ticket, now: datetime, deadline: timedelta | None, *,
-            in_order: bool) -> Applied:
-    _dispatch(session, ticket, now, deadline, since=ticket.first_raised_at)
+def _opened(session: Session, fault: FaultEvent, ticket: Ticket, now: datetime, deadline: timedelta | None,
+            lifecycle: policy.Lifecycle, device_kind: str | None, *, in_order: bool) -> Applied:
+    _dispatch(session, ticket, now, deadline, lifecycle, device_kind, since=ticket.first_raised_at)
     return Applied(Outcome.ACCEPTED, fault.kind, created_ticket_id=ticket.id, ticket_class=ticket.ticket_class,
                    in_order=in_order)

@@ -20,14 +20,14 @@ from central.sla.models import SlaPolicy
 from central.db import upsert
 from central.timers import service as timers
 from central.timers.models import Timer
-from central.tickets.models import OPEN_STATUSES, EventType, Ticket, TicketEvent
+from central.tickets.models import OPEN_STATUSES, EventType, Link, Ticket, TicketEvent
 from protocols.mqtt.messages import FaultClass, TicketClass
 from protocols.mqtt.messages import TicketStatusValue as S
 
 _TRAIL_TYPES = (EventType.SLA_WARNING, EventType.ESCALATED, EventType.ASSIGNED, EventType.REASSIGNED,
-                EventType.TASK_ESCALATED)
+                EventType.TASK_ESCALATED, EventType.RELEASED)
 # the SLA clock (re)starts when a ticket is dispatched anew: reopened, or a store task sent to a technician
-_RESTARTS = (EventType.REOPENED, EventType.TASK_ESCALATED)
+_RESTARTS = (EventType.REOPENED, EventType.TASK_ESCALATED, EventType.RELEASED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +42,9 @@ class TicketSla:
 
 
 def applies(ticket: Ticket) -> bool:
-    """SLAs bind repairs; store tasks are the store's own list."""
-    return ticket.ticket_class is TicketClass.REPAIR
+    """SLAs bind repairs; store tasks are the store's own list, and a fault under an incident is
+    covered by the incident's SLA until it is released."""
+    return ticket.ticket_class is TicketClass.REPAIR and ticket.link is not Link.INCIDENT
 
 
 def trail(*, session: Session, ticket_id: int) -> Sequence[TicketEvent]:
@@ -101,7 +102,8 @@ def with_escalation(sla: TicketSla, event: TicketEvent) -> TicketSla:
 
 
 def signature(ticket: Ticket) -> str:
-    return f"{ticket.status.value}|{ticket.priority}|{current_assignee_id(ticket)}|{ticket.fault_class.value}"
+    return (f"{ticket.status.value}|{ticket.priority}|{current_assignee_id(ticket)}|{ticket.fault_class.value}|"
+            f"{ticket.ticket_class.value}|{ticket.link.value if ticket.link else ''}")
 
 
 def current_assignee_id(ticket: Ticket) -> int | None:

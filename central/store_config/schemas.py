@@ -16,6 +16,7 @@ class ConfigBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     devices: Annotated[DeviceOverrides, Field(max_length=MAX_CONFIG_DEVICES)]
+    reason: Annotated[str, Field(max_length=500)] = ""  # kept in the threshold change history
 
 
 class DesiredRead(BaseModel):

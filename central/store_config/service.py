@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -35,7 +36,7 @@ class InvalidConfigError(CentralError):
 
     def __init__(self, problem: ConfigProblem) -> None:
         self.problem = problem
-        self.details = {"problem": problem.model_dump(mode="json")}  # added to the HTTP body
+        self.details: dict[str, Any] = {"problem": problem.model_dump(mode="json")}  # added to the HTTP body
         where = "/".join(part for part in (problem.device_id, problem.rule_code, problem.field) if part)
         super().__init__(f"{where}: {problem.message}" if where else problem.message)
 
@@ -52,35 +53,48 @@ def normalized(devices: DeviceOverrides) -> DeviceOverrides:
 
 def validate(*, session: Session, store_id: str, devices: DeviceOverrides, profiles: ProfileRegistry) -> None:
     """Raise InvalidConfigError naming the first device, rule or field that does not fit."""
-    known = {d.device_id: d for d in session.scalars(select(Device).where(Device.store_id == store_id))}
+    known = known_devices(session=session, store_id=store_id)
     for device_id, rules in devices.items():
-        device = known.get(device_id)
-        if device is None:
-            raise InvalidConfigError(ConfigProblem(
-                device_id=device_id, message=f"unknown device {device_id!r} in store {store_id!r}"))
-        if not device.model:
-            raise InvalidConfigError(ConfigProblem(
-                device_id=device_id, message=f"the model of device {device_id!r} is not known yet (no health "
-                                             "message or fault event has named it)"))
-        if device.model not in profiles:
-            raise InvalidConfigError(ConfigProblem(
-                device_id=device_id, message=f"unknown device model {device.model!r}: central has no profile of it"))
-        profile = profiles.get(device.model)
-        if not isinstance(profile, DeviceProfile):
-            raise InvalidConfigError(ConfigProblem(
-                device_id=device_id, message=f"device model {device.model!r} is a serial peripheral: its "
-                                             "conditions are not configured from central"))
+        profile = device_profile(store_id=store_id, device_id=device_id, device=known.get(device_id),
+                                 profiles=profiles)
         by_code = {rule.code: rule for rule in profile.rules}
         for code, params in rules.items():
             rule = by_code.get(code)
             if rule is None:
-                have = ", ".join(sorted(by_code)) or "none"
-                raise InvalidConfigError(ConfigProblem(
-                    device_id=device_id, rule_code=code,
-                    message=f"profile {device.model} has no rule {code!r} (it has: {have})"))
+                raise InvalidConfigError(unknown_rule(profile, code).model_copy(update={"device_id": device_id}))
             problem = rule_problem(rule, params)
             if problem is not None:
                 raise InvalidConfigError(problem.model_copy(update={"device_id": device_id}))
+
+
+def known_devices(*, session: Session, store_id: str) -> dict[str, Device]:
+    return {d.device_id: d for d in session.scalars(select(Device).where(Device.store_id == store_id))}
+
+
+def device_profile(*, store_id: str, device_id: str, device: Device | None,
+                   profiles: ProfileRegistry) -> DeviceProfile:
+    """The Modbus profile of a device central may configure; InvalidConfigError saying why not."""
+    if device is None:
+        raise InvalidConfigError(ConfigProblem(
+            device_id=device_id, message=f"unknown device {device_id!r} in store {store_id!r}"))
+    if not device.model:
+        raise InvalidConfigError(ConfigProblem(
+            device_id=device_id, message=f"the model of device {device_id!r} is not known yet (no health "
+                                         "message or fault event has named it)"))
+    if device.model not in profiles:
+        raise InvalidConfigError(ConfigProblem(
+            device_id=device_id, message=f"unknown device model {device.model!r}: central has no profile of it"))
+    profile = profiles.get(device.model)
+    if not isinstance(profile, DeviceProfile):
+        raise InvalidConfigError(ConfigProblem(
+            device_id=device_id, message=f"device model {device.model!r} is a serial peripheral: its "
+                                         "conditions are not configured from central"))
+    return profile
+
+
+def unknown_rule(profile: DeviceProfile, code: str) -> ConfigProblem:
+    have = ", ".join(sorted(rule.code for rule in profile.rules)) or "none"
+    return ConfigProblem(rule_code=code, message=f"profile {profile.model} has no rule {code!r} (it has: {have})")
 
 
 def rule_problem(rule: Rule, params: RuleParameters) -> ConfigProblem | None:
@@ -113,16 +127,34 @@ def last_ack(*, session: Session, store_id: str) -> StoreConfigAck | None:
 
 def put(*, session: Session, store_id: str, devices: DeviceOverrides, issued_by: str, now: datetime,
         profiles: ProfileRegistry) -> tuple[StoreConfigVersion, bool]:
-    """The store's current version after this PUT, and whether it is a new one."""
-    store = session.get(Store, store_id, with_for_update=True)  # one new version at a time per store
-    if store is None:
+    """The store's current version after this PUT, and whether it is a new one.
+
+    The low-level push of a compiled set, validated against the profiles alone; the HTTP PUT
+    goes through `central.thresholds` (device-scope overrides merged with the model and store
+    scopes), which ends in `issue`."""
+    if session.get(Store, store_id, with_for_update=True) is None:  # one new version at a time per store
         raise NotFoundError(f"no store {store_id!r}")
     validate(session=session, store_id=store_id, devices=devices, profiles=profiles)
+    row, created = issue(session=session, store_id=store_id, devices=devices, issued_by=issued_by, now=now,
+                         first_even_if_empty=True)
+    assert row is not None
+    return row, created
+
+
+def issue(*, session: Session, store_id: str, devices: DeviceOverrides, issued_by: str, now: datetime,
+          first_even_if_empty: bool = False) -> tuple[StoreConfigVersion | None, bool]:
+    """Make `devices` (validated) the store's desired set: a new version and its DesiredConfig in
+    the outbox, unless its hash is the current version's. Without a version yet the store runs
+    no override of central: an empty set makes a version only when `first_even_if_empty`.
+    Returns the current version after this (None: still none) and whether it is new."""
+    session.get(Store, store_id, with_for_update=True)  # one new version at a time per store
     devices = normalized(devices)
     digest = config_hash(devices)
     latest = current(session=session, store_id=store_id)
     if latest is not None and latest.hash == digest:
         return latest, False
+    if latest is None and not devices and not first_even_if_empty:
+        return None, False
     version = _next_version(session, store_id)
     message = DesiredConfig(store_id=store_id, version=version, hash=digest, issued_at=now,
                             issued_by=issued_by[:64], devices=devices, sent_at=now)

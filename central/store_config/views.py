@@ -1,8 +1,9 @@
 """Store configuration API (store_config domain, HTTP): thin routes, the request owns the transaction.
 
     GET /stores/{store_id}/config   the desired version, its overrides, the store's last ack, in sync?
-    PUT /stores/{store_id}/config   facilities and admins: the full override set -> a new version
-                                    (201), or the current one when identical (200)
+    PUT /stores/{store_id}/config   facilities and admins: the store's full device-scope override
+                                    set (central.thresholds) -> a new version (201), or the current
+                                    one when the compiled set is identical (200)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from central.store_config import service
 from central.store_config.models import StoreConfigAck, StoreConfigVersion
 from central.store_config.schemas import AckRead, ConfigBody, DesiredRead, StoreConfigRead
 from central.stores import service as stores
+from central.thresholds import service as thresholds
 
 router = APIRouter(tags=["store configuration"])
 MAY_CONFIGURE = (Role.FACILITIES, Role.ADMIN)
@@ -51,8 +53,10 @@ def put_config(store_id: str, body: ConfigBody, response: Response, session: Ses
                user: CurrentUser) -> StoreConfigRead:
     if user.role not in MAY_CONFIGURE:
         raise PermissionDeniedError("only facilities staff and admins change store configuration")
-    version, created = service.put(session=session, store_id=store_id, devices=body.devices,
-                                   issued_by=user.username, now=runtime.clock.now(), profiles=runtime.profiles)
+    reason = body.reason or f"PUT /stores/{store_id}/config"
+    version, created = thresholds.put_store(session=session, store_id=store_id, devices=body.devices,
+                                            author=user.username, reason=reason, now=runtime.clock.now(),
+                                            profiles=runtime.profiles)
     session.commit()
     response.status_code = 201 if created else 200
     return _read(store_id, version, service.last_ack(session=session, store_id=store_id), created)

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text, text
+from sqlalchemy import JSON, ForeignKey, ForeignKeyConstraint, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from central.db import Base, StrEnumType
@@ -54,6 +54,15 @@ class EventType(StrEnum):
     REASSIGNED = "reassigned"  # not accepted within its window: moved to the next candidate
     REOPENED = "reopened"  # raised again within the reopen window of its resolution: dispatched again
     TASK_ESCALATED = "task_escalated"  # a store task not done by its deadline: now a repair, dispatched
+    CORRELATED = "correlated"  # attached to a store-wide incident (data: parent): not dispatched on its own
+    RELEASED = "released"  # its incident ended with this fault still active: dispatched on its own
+
+
+class Link(StrEnum):
+    """How a child ticket hangs off its parent (`Ticket.parent_id`)."""
+
+    INCIDENT = "incident"  # a device fault correlated under a store-wide incident: not dispatched on its own
+    TASK = "task"  # store work a template spawned with a repair: the parent cannot close while it is open
 
 
 class Source(StrEnum):
@@ -109,6 +118,8 @@ class Ticket(Base):
     version: Mapped[int] = mapped_column(default=1)  # +1 on every change; the store keeps the highest
     paused_from: Mapped[TicketStatusValue | None] = mapped_column(StrEnumType(TicketStatusValue, 16))  # resume target
     sla_signature: Mapped[str | None] = mapped_column(String(80))  # SLA timers were synced for this state
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
+    link: Mapped[Link | None] = mapped_column(StrEnumType(Link, 16))  # set with parent_id
 
     assignee: Mapped[Technician | None] = relationship(lazy="joined")
     events: Mapped[list[TicketEvent]] = relationship(
@@ -142,3 +153,23 @@ class TicketEvent(Base):
     data: Mapped[dict[str, Any]]
 
     ticket: Mapped[Ticket] = relationship(back_populates="events")
+
+
+class WorkTemplate(Base):
+    """Linked work: the store tasks a repair of a matching fault spawns (rules as data).
+
+    A template matches a new repair when every criterion it sets matches (None / [] = any):
+    fault class, device kind, fault code."""
+
+    __tablename__ = "work_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    description: Mapped[str] = mapped_column(Text)
+    fault_class: Mapped[FaultClass | None] = mapped_column(StrEnumType(FaultClass, 16))
+    device_kind: Mapped[str | None] = mapped_column(String(40))
+    fault_codes: Mapped[list[str]]
+    tasks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{code, title, description}]
+    enabled: Mapped[bool]
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str | None] = mapped_column(String(64))

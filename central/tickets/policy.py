@@ -49,11 +49,13 @@ SKILL_FOR_KIND: Mapping[str, str] = MappingProxyType(
         "ups": "electrical",
         "fieldbus": "controls",  # a whole bus silent: wiring, RS-485 converter, controller supply
         "store_power": "electrical",  # every bus silent and the UPS on battery
+        "store_gateway": "controls",  # the store's gateway silent at central: network, router, gateway PC
     }
 )
 
 # The device models the edge uses for correlated faults (bus_offline, store_power_loss) -> kind.
-CORRELATED_KINDS: Mapping[str, str] = MappingProxyType({"bus": "fieldbus", "store": "store_power"})
+CORRELATED_KINDS: Mapping[str, str] = MappingProxyType(
+    {"bus": "fieldbus", "store": "store_power", "gateway": "store_gateway"})  # gateway: central's store_offline
 
 
 def skill_for_kind(kind: str | None) -> str | None:
@@ -75,6 +77,7 @@ class Action(StrEnum):
     HOLD = "hold"  # no store access or waiting on the store: the SLA clock pauses
     RESUME = "resume"  # back to the status the ticket was paused from
     REOPEN = "reopen"  # the same fault raised again within the reopen window of the resolution
+    CORRELATE = "correlate"  # attached to a store-wide incident before anyone accepted it: back to new
 
 
 _REPAIR: dict[tuple[S, Action], S] = {
@@ -94,6 +97,8 @@ _REPAIR: dict[tuple[S, Action], S] = {
     (S.ASSIGNED, Action.RECOVER): S.RESOLVED,
     (S.RESOLVED, Action.REOPEN): S.NEW,
     (S.CLOSED, Action.REOPEN): S.NEW,
+    (S.NEW, Action.CORRELATE): S.NEW,
+    (S.ASSIGNED, Action.CORRELATE): S.NEW,  # the incident's technician takes it instead
 } | {(status, Action.CANCEL): S.CANCELLED for status in OPEN_STATUSES} | {
     (status, Action.HOLD): S.ON_HOLD for status in (S.ASSIGNED, S.ACCEPTED, S.EN_ROUTE, S.ON_SITE)
 }
@@ -125,6 +130,7 @@ EVENT_FOR_ACTION: Mapping[Action, EventType] = MappingProxyType(
         Action.HOLD: EventType.HELD,
         Action.RESUME: EventType.RESUMED,
         Action.REOPEN: EventType.REOPENED,
+        Action.CORRELATE: EventType.CORRELATED,
     }
 )
 PAUSED_STATUSES = frozenset({S.AWAITING_PARTS, S.ON_HOLD})  # the SLA clock stops
@@ -140,10 +146,17 @@ class Lifecycle:
       `recovery_grace` resolves as "recovered"; once accepted, the technician decides.
     - A raise of the same fault within `reopen_window` of its ticket's resolution reopens that
       ticket (status new, dispatched again) instead of opening a new one.
+    - `correlation_min_devices` devices of one store with new repairs within
+      `correlation_window` become children of one incident (`central.tickets.links`).
     """
 
     recovery_grace: timedelta = timedelta(minutes=15)
     reopen_window: timedelta = timedelta(hours=24)
+    correlation_window: timedelta = timedelta(minutes=10)  # faults of one store this close together correlate
+    store_offline_grace: timedelta = timedelta(minutes=10)  # a silent gateway this long: a store_offline incident
+    # distinct devices with new repairs in the window that make an incident; 0 (this default): never.
+    # Central turns it on from its settings (STOREGUARD_CORRELATION_MIN_DEVICES, default 3).
+    correlation_min_devices: int = 0
 
 
 def next_status(ticket_class: TicketClass, status: S, action: Action, *, resume_to: S | None = None) -> S:
@@ -183,6 +196,7 @@ ROLES_FOR_ACTION: Mapping[Action, frozenset[Role]] = MappingProxyType(
         Action.HOLD: frozenset({Role.TECHNICIAN}) | _MANAGE,
         Action.RESUME: frozenset({Role.TECHNICIAN}) | _MANAGE,
         Action.REOPEN: frozenset(),  # the device only (the fault raised again)
+        Action.CORRELATE: frozenset(),  # central's correlation only
     }
 )
 STORE_TASK_RESOLVERS = frozenset({Role.STORE_STAFF, Role.DISPATCHER, Role.ADMIN})

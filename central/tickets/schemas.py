@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from central.tickets.models import EventType, Source, Ticket, TicketEvent
+from central.tickets.models import EventType, Link, Source, Ticket, TicketEvent
 from protocols.mqtt.messages import FaultClass, Severity, TicketClass, TicketStatusValue
 
 Note = Annotated[str, Field(max_length=2000)]
@@ -47,6 +47,8 @@ class TicketRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+    parent_id: int | None = None  # the incident or repair this ticket hangs off
+    link: Link | None = None  # how: "incident" (a correlated fault) or "task" (linked store work)
 
 
 class EventRead(BaseModel):
@@ -69,6 +71,7 @@ class TicketDetail(TicketRead):
     store_online: bool
     device_online: bool | None
     events: list[EventRead]
+    children: list[TicketRead] = Field(default_factory=list)  # its linked store tasks or correlated faults
 
 
 def ticket_read(ticket: Ticket) -> TicketRead:
@@ -76,10 +79,12 @@ def ticket_read(ticket: Ticket) -> TicketRead:
 
 
 def ticket_detail(
-    ticket: Ticket, events: list[TicketEvent], *, store_name: str, store_online: bool, device_online: bool | None
+    ticket: Ticket, events: list[TicketEvent], *, store_name: str, store_online: bool, device_online: bool | None,
+    children: list[Ticket] | None = None,
 ) -> TicketDetail:
     return TicketDetail(**_fields(ticket), store_name=store_name, store_online=store_online,
-                        device_online=device_online, events=[EventRead.model_validate(e) for e in events])
+                        device_online=device_online, events=[EventRead.model_validate(e) for e in events],
+                        children=[ticket_read(c) for c in children or []])
 
 
 def _fields(ticket: Ticket) -> dict[str, Any]:

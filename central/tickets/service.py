@@ -26,7 +26,7 @@ from central.timers import service as timers
 from central.technicians.models import Technician
 from central.tickets import policy
 from central.tickets.assignment import Choice, choose_technician
-from central.tickets.models import CLOSED_STATUSES, OPEN_STATUSES, EventType, Source, Ticket, TicketEvent
+from central.tickets.models import CLOSED_STATUSES, OPEN_STATUSES, EventType, Link, Source, Ticket, TicketEvent
 from central.tickets.policy import Action
 from protocols.mqtt.messages import FaultEvent, FaultState, TicketClass, TicketStatus, TicketStatusValue
 from protocols.mqtt.topics import TopicKind, topic
@@ -363,8 +363,15 @@ def perform(
 ) -> TicketEvent:  # fmt: skip
     """Apply one validated transition with its side effects, event and status message.
 
-    `event_type` records it as something other than the action's own event (e.g. REASSIGNED)."""
+    `event_type` records it as something other than the action's own event (e.g. REASSIGNED).
+    A parent cannot close while a child is open; its children follow it when it resolves or
+    is cancelled (`_children_follow`)."""
     target = policy.next_status(ticket.ticket_class, ticket.status, action, resume_to=ticket.paused_from)
+    if action is Action.CLOSE:
+        still_open = children_of(session=session, ticket_id=ticket.id)
+        if still_open:
+            listed = ", ".join(f"{c.number} ({c.title})" for c in still_open)
+            raise InvalidTransitionError(f"ticket {ticket.number} cannot close while its linked work is open: {listed}")
     previous = ticket.status
     data = dict(data or {})
     if action in (Action.AWAIT_PARTS, Action.HOLD):
@@ -398,7 +405,103 @@ def perform(
                     actor=actor, note=note, client_at=client_at, from_status=previous, to_status=target, data=data)
     _changed(session, ticket, now=now, note=note)
     notifications.for_ticket_event(session=session, ticket=ticket, event=event, now=now)
+    if target in (TicketStatusValue.RESOLVED, TicketStatusValue.CANCELLED) and previous not in CLOSED_STATUSES:
+        _children_follow(session, ticket, target, now)
     return event
+
+
+# --- parents and children -----------------------------------------------------------------------
+def record_created(*, session: Session, ticket: Ticket, now: datetime, source: Source, note: str,
+                   data: dict[str, Any]) -> None:
+    """The trail and status message of a ticket central opened itself (not from a fault event)."""
+    event = _record(session, ticket, event_type=EventType.CREATED, now=now, source=source, note=note,
+                    to_status=TicketStatusValue.NEW, data=data)
+    _changed(session, ticket, now=now, bump=False, note=note)
+    notifications.for_ticket_event(session=session, ticket=ticket, event=event, now=now)
+
+
+def record_fault_change(*, session: Session, ticket: Ticket, now: datetime, event_type: EventType,
+                        note: str) -> None:
+    """A fault change of a ticket central derives (an incident's, from its children)."""
+    _record(session, ticket, event_type=event_type, now=now, source=Source.SYSTEM, note=note)
+    _changed(session, ticket, now=now, note=note)
+
+
+def children_of(*, session: Session, ticket_id: int, open_only: bool = True,
+                for_update: bool = True) -> Sequence[Ticket]:
+    query = select(Ticket).where(Ticket.parent_id == ticket_id).order_by(Ticket.id)
+    if open_only:
+        query = query.where(Ticket.status.in_(OPEN_STATUSES))
+    if for_update:
+        query = query.with_for_update(of=Ticket).execution_options(populate_existing=True)
+    return session.scalars(query).all()
+
+
+def _children_follow(session: Session, parent: Ticket, target: TicketStatusValue, now: datetime) -> None:
+    """An incident resolved: its children whose fault has cleared resolve with it, the others are
+    released and dispatched on their own. Cancelled: incident children are released, the store
+    work it spawned is cancelled. (A resolved repair's store tasks stay: the store still does them.)"""
+    for child in children_of(session=session, ticket_id=parent.id):
+        if child.link is Link.INCIDENT:
+            if target is TicketStatusValue.RESOLVED and not child.fault_active \
+                    and child.status in policy.RECOVERABLE_STATUSES:
+                perform(session=session, ticket=child, action=Action.RECOVER, now=now, source=Source.SYSTEM,
+                        resolution_code="resolved_with_incident",
+                        note=f"resolved with incident {parent.number}; the fault had cleared")
+            else:
+                release(session=session, ticket=child, now=now,
+                        why=f"incident {parent.number} is {target.value} and this fault is still open")
+        elif child.link is Link.TASK and target is TicketStatusValue.CANCELLED:
+            perform(session=session, ticket=child, action=Action.CANCEL, now=now, source=Source.SYSTEM,
+                    note=f"the repair {parent.number} was cancelled")
+
+
+def attach(*, session: Session, child: Ticket, parent: Ticket, now: datetime, why: str) -> None:
+    """Make `child` part of incident `parent`: not dispatched on its own (unassigned if nobody accepted it)."""
+    child.parent_id, child.link = parent.id, Link.INCIDENT
+    data = {"parent_id": parent.id, "parent_number": parent.number}
+    if child.status is TicketStatusValue.ASSIGNED:
+        data["technician_id"] = child.assignee_id
+        child.assignee = None
+    perform(session=session, ticket=child, action=Action.CORRELATE, now=now, source=Source.SYSTEM,
+            note=f"part of incident {parent.number}: {why}", data=data)
+
+
+def release(*, session: Session, ticket: Ticket, now: datetime, why: str) -> None:
+    """Detach a child from its incident and dispatch it on its own (its SLA starts now)."""
+    parent_id = ticket.parent_id
+    ticket.parent_id, ticket.link = None, None
+    event = _record(session, ticket, event_type=EventType.RELEASED, now=now, source=Source.SYSTEM, note=why,
+                    data={"parent_id": parent_id})
+    _changed(session, ticket, now=now, note=why)
+    notifications.for_ticket_event(session=session, ticket=ticket, event=event, now=now)
+    if ticket.ticket_class is TicketClass.REPAIR and ticket.status is TicketStatusValue.NEW:
+        auto_assign(session=session, ticket=ticket, now=now)
+
+
+def open_child_task(*, session: Session, parent: Ticket, code: str, title: str, description: str,
+                    requires_record: bool, template: str, now: datetime) -> Ticket | None:
+    """A store task linked to `parent` (fault code `<parent's>.<code>`); None when it is open already."""
+    fault_code = f"{parent.fault_code}.{code}"[:128]
+    key = {"store_id": parent.store_id, "device_id": parent.device_id, "fault_code": fault_code}
+    if find_open(session=session, **key) is not None:
+        return None
+    child = Ticket(
+        **key, device_model=parent.device_model, title=title[:200], location=parent.location,
+        ticket_class=TicketClass.STORE_TASK, fault_class=parent.fault_class, severity=parent.severity,
+        priority=parent.priority, status=TicketStatusValue.NEW, required_skill=None, fault_active=False,
+        fault_cleared_at=None, raise_count=1, first_raised_at=parent.first_raised_at,
+        last_raised_at=parent.last_raised_at, created_at=now, updated_at=now, version=1, resolution_note="",
+        evidence={"template": template, "task": code, "requires_record": requires_record},
+        parent_id=parent.id, link=Link.TASK,
+    )  # fmt: skip
+    session.add(child)
+    session.flush()
+    _record(session, child, event_type=EventType.CREATED, now=now, source=Source.SYSTEM, note=description,
+            to_status=TicketStatusValue.NEW, data={"parent_id": parent.id, "parent_number": parent.number,
+                                                   "template": template})
+    _changed(session, child, now=now, bump=False, note=f"linked to {parent.number}: {description}")
+    return child
 
 
 def excluded_technicians(*, session: Session, ticket_id: int) -> frozenset[int]:
@@ -485,6 +588,9 @@ def act(
     me = technicians.for_user(session=session, user_id=user.id)
     is_assignee = me is not None and ticket.assignee_id == me.id
     policy.authorize(action, user.role, ticket_class=ticket.ticket_class, is_assignee=is_assignee)
+    if action is Action.RESOLVE and ticket.evidence.get("requires_record") and not note.strip():
+        raise InvalidTransitionError(f"ticket {ticket.number} ({ticket.title}) needs a record to be done: say in "
+                                     "the note what was discarded, or 'nothing discarded'")
     if expected_version is not None and expected_version != ticket.version:
         raise VersionConflictError(f"ticket {ticket.number} is at version {ticket.version}, not {expected_version}")
     technician = None

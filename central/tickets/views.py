@@ -61,7 +61,9 @@ def get_ticket(ticket_id: int, session: SessionDep, user: CurrentUser) -> schema
     device = session.get(Device, (ticket.store_id, ticket.device_id))
     return schemas.ticket_detail(ticket, list(service.events_of(session=session, ticket_id=ticket.id)),
                                  store_name=store.name, store_online=store.online,
-                                 device_online=device.online if device else None)
+                                 device_online=device.online if device else None,
+                                 children=list(service.children_of(session=session, ticket_id=ticket.id,
+                                                                   open_only=False, for_update=False)))
 
 
 def _act(

@@ -1,4 +1,9 @@
-"""Fixtures for central's integration tests: a migrated, seeded database on SQLite and PostgreSQL."""
+"""Fixtures for central's integration tests: a migrated, seeded database on SQLite and PostgreSQL.
+
+The `db` and `client` fixtures switch the linked-work templates off (a case over temperature
+would add two store tasks to every ticket count) and the client's correlation too, unless the
+test is marked `linked_work`; tests of those features turn them on themselves.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from central.metrics import Metrics
 from central.seed import load_seed
 from central.settings import CentralSettings
 from device_profiles import ProfileRegistry
-from tests.integration.central.support import PASSWORD, T0, seed_yaml
+from tests.integration.central.support import PASSWORD, T0, seed_yaml, set_templates
 
 
 @pytest.fixture(scope="session")
@@ -37,12 +42,17 @@ def clock() -> FakeClock:
     return FakeClock(T0)
 
 
+def _linked_work(request: pytest.FixtureRequest) -> bool:
+    return request.node.get_closest_marker("linked_work") is not None
+
+
 @pytest.fixture
-def db(database_url: str, seed_path: Path, clock: FakeClock) -> Iterator[Database]:
+def db(database_url: str, seed_path: Path, clock: FakeClock, request: pytest.FixtureRequest) -> Iterator[Database]:
     migrate(database_url)
     database = Database(database_url)
     with database.session() as session, session.begin():
         load_seed(session, seed_path, now=clock.now())
+    set_templates(database, enabled=_linked_work(request))
     yield database
     database.dispose()
 
@@ -63,7 +73,15 @@ def ingestor(db: Database, metrics: Metrics, clock: FakeClock, profiles: Profile
 
 
 @pytest.fixture
-def client(database_url: str, seed_path: Path, clock: FakeClock) -> Iterator[TestClient]:
-    settings = CentralSettings(database_url=database_url, mqtt_enabled=False, seed_file=seed_path)
+def client(database_url: str, seed_path: Path, clock: FakeClock, request: pytest.FixtureRequest
+           ) -> Iterator[TestClient]:
+    on = _linked_work(request)
+    if not on:
+        database = Database(database_url)
+        migrate(database_url)
+        set_templates(database, enabled=False)
+        database.dispose()
+    settings = CentralSettings(database_url=database_url, mqtt_enabled=False, seed_file=seed_path,
+                               correlation_min_devices=3 if on else 0)
     with TestClient(create_app(settings, clock=clock)) as test_client:
         yield test_client

@@ -7,14 +7,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from central.auth.models import User
 from central.db import Database
 from central.ingest.processor import Ingestor, Result
 from central.outbox.models import OutboundMessage
 from central.technicians.models import Technician
-from central.tickets.models import Ticket, TicketEvent
+from central.tickets.models import Ticket, TicketEvent, WorkTemplate
 from protocols.mqtt.messages import FaultEvent, Message, StoreHealth, TelemetryBatch, TicketStatus
 from protocols.mqtt.topics import TopicKind, topic
 
@@ -105,3 +105,15 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def set_templates(database: Database | str, *, enabled: bool) -> None:
+    """Switch the linked-work templates on or off (tests not about them count no store tasks)."""
+    own = isinstance(database, str)
+    db = Database(database) if isinstance(database, str) else database
+    try:
+        with db.session() as session, session.begin():
+            session.execute(update(WorkTemplate).values(enabled=enabled))
+    finally:
+        if own:
+            db.dispose()

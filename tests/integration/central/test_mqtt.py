@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from central.app import create_app
 from central.clock import FakeClock
-from central.db import Database
+from central.db import Database, migrate
 from central.ingest.consumer import MqttConsumer
 from central.ingest.dead_letters import PoisonMessage
 from central.ingest.models import DeadLetter, InboundMessage, InboxOutcome
@@ -27,7 +27,7 @@ from central.settings import CentralSettings
 from device_profiles import ProfileRegistry
 from protocols.mqtt.topics import TopicKind, topic
 from tests.integration.central.mqtt_support import StoreSide
-from tests.integration.central.support import fault, tickets, wait_until
+from tests.integration.central.support import fault, set_templates, tickets, wait_until
 from tests.support.services import MosquittoProcess
 
 pytestmark = pytest.mark.mosquitto
@@ -35,6 +35,8 @@ pytestmark = pytest.mark.mosquitto
 
 def settings_for(broker: MosquittoProcess, database_url: str, seed_path: Path | None, client_id: str,
                  **changes: object) -> CentralSettings:
+    migrate(database_url)
+    set_templates(database_url, enabled=False)  # one ticket per fault here, no linked store tasks
     return CentralSettings(database_url=database_url, mqtt_url=broker.url, mqtt_client_id=client_id,
                            seed_file=seed_path, mqtt_reconnect_min_s=0.2, mqtt_reconnect_max_s=1.0,
                            publisher_poll_s=0.2, **changes)  # type: ignore[arg-type]

@@ -41,6 +41,12 @@ U = "/api/v1/users/{user_id}"
 NELL = "/api/v1/users/11"  # nell, the last seeded user (support.SEED_USERS): no row below logs in as her
 NEW_USER = {"username": "newbie", "display_name": "New Bie", "role": "dispatcher", "password": "a-long-passphrase"}
 WRONG_CURRENT = {"current_password": "not-the-password", "new_password": "a-long-passphrase"}  # 400, changes nothing
+TH = "/api/v1/thresholds"
+TH_MODEL, TH_STORE = TH + "/models/dixell-xr75cx", TH + "/stores/store-1/models/dixell-xr75cx"
+TH_DEVICE = TH + "/stores/store-1/devices/case-01"
+TH_BODY = {"reason": "matrix", "rules": {"high_temperature": {"delay_s": 900}}}
+TH_CHANGE = {"op": "patch", "target": {"scope": "model", "model": "dixell-xr75cx"}, **TH_BODY}
+THRESHOLDS = frozenset({"dispatcher", "supervisor", "regional_manager", "facilities", "admin"})  # thresholds.read
 SLA = {"response_min": 30, "arrival_min": 240, "resolution_min": 480, "business_hours": False,
        "accept_window_min": 15, "escalation_interval_min": 60}
 
@@ -68,6 +74,23 @@ MATRIX: list[tuple[str, str, str, Body, frozenset[str] | str]] = [
     ("GET", "/api/v1/devices", "/api/v1/devices", None, ALL),
     ("GET", "/api/v1/stores/{store_id}/config", "/api/v1/stores/store-1/config", None, ALL),
     ("PUT", "/api/v1/stores/{store_id}/config", "/api/v1/stores/store-1/config", {"devices": {}}, FACILITIES),
+    ("GET", TH + "/models/{model}", TH_MODEL, None, THRESHOLDS),
+    ("PUT", TH + "/models/{model}", TH_MODEL, TH_BODY, FACILITIES),
+    ("PATCH", TH + "/models/{model}", TH_MODEL, TH_BODY, FACILITIES),
+    ("DELETE", TH + "/models/{model}", TH_MODEL + "?reason=undo", None, FACILITIES),
+    ("GET", TH + "/stores/{store_id}/models/{model}", TH_STORE, None, THRESHOLDS),
+    ("PUT", TH + "/stores/{store_id}/models/{model}", TH_STORE, TH_BODY, FACILITIES),
+    ("PATCH", TH + "/stores/{store_id}/models/{model}", TH_STORE, TH_BODY, FACILITIES),
+    ("DELETE", TH + "/stores/{store_id}/models/{model}", TH_STORE + "?reason=undo", None, FACILITIES),
+    ("GET", TH + "/stores/{store_id}/devices/{device_id}", TH_DEVICE, None, THRESHOLDS),
+    ("PUT", TH + "/stores/{store_id}/devices/{device_id}", TH_DEVICE, TH_BODY, FACILITIES),
+    ("PATCH", TH + "/stores/{store_id}/devices/{device_id}", TH_DEVICE, TH_BODY, FACILITIES),
+    ("DELETE", TH + "/stores/{store_id}/devices/{device_id}", TH_DEVICE + "?reason=undo", None, FACILITIES),
+    ("POST", TH + "/changes", TH + "/changes", TH_CHANGE, FACILITIES),
+    ("POST", TH + "/dry-run", TH + "/dry-run", TH_CHANGE, FACILITIES),
+    ("GET", TH + "/changes", TH + "/changes", None, THRESHOLDS),
+    ("GET", TH + "/changes/{version}", TH + "/changes/1", None, THRESHOLDS),
+    ("GET", TH + "/rollout", TH + "/rollout", None, THRESHOLDS),
     ("GET", "/api/v1/technicians", "/api/v1/technicians", None, DISPATCHING),
     ("GET", "/api/v1/tickets", "/api/v1/tickets", None, ALL),
     ("GET", T, "/api/v1/tickets/1", None, ALL),  # tina: her job; stan: his store's
@@ -79,6 +102,11 @@ MATRIX: list[tuple[str, str, str, Body, frozenset[str] | str]] = [
     ("GET", "/api/v1/priority-rules", "/api/v1/priority-rules", None, ALL),
     ("PUT", "/api/v1/priority-rules", "/api/v1/priority-rules", _rules, ADMIN),
     ("GET", "/api/v1/sla-policies", "/api/v1/sla-policies", None, ALL),
+    ("GET", "/api/v1/work-templates", "/api/v1/work-templates", None, ALL),
+    ("PUT", "/api/v1/work-templates/{name}", "/api/v1/work-templates/lane-down",
+     {"fault_class": "revenue", "tasks": [{"code": "close_lane", "title": "Close the lane"}]}, ADMIN),
+    ("DELETE", "/api/v1/work-templates/{name}", "/api/v1/work-templates/refrigerated-case-over-temperature", None,
+     ADMIN),
     ("PUT", "/api/v1/sla-policies/{fault_class}/{priority}", "/api/v1/sla-policies/revenue/3", SLA, ADMIN),
     ("GET", "/api/v1/stores/{store_id}/calendar", "/api/v1/stores/store-1/calendar", None, ALL),
     ("PUT", "/api/v1/stores/{store_id}/calendar", "/api/v1/stores/store-1/calendar", CAL, FACILITIES),

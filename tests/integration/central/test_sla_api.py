@@ -12,11 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from central.app import create_app
+from central.db import migrate
 from central.clock import FakeClock
 from central.settings import CentralSettings
 from central.timers import service as timers
 from protocols.mqtt.messages import TicketStatusValue as S
-from tests.integration.central.support import T0, fault, statuses
+from tests.integration.central.support import T0, fault, set_templates, statuses
 from tests.integration.central.test_rest import ingest, login, runtime
 
 
@@ -24,6 +25,8 @@ from tests.integration.central.test_rest import ingest, login, runtime
 def client(database_url: str, seed_path: Path, clock: FakeClock) -> Iterator[TestClient]:
     """Central without its timer loop: these tests jump the fake clock past SLA deadlines, and a
     background pass would reassign or escalate mid-test (test_escalation runs the timers by hand)."""
+    migrate(database_url)
+    set_templates(database_url, enabled=False)  # no linked store tasks in the ticket lists
     settings = CentralSettings(database_url=database_url, mqtt_enabled=False, seed_file=seed_path,
                                timers_enabled=False)
     with TestClient(create_app(settings, clock=clock)) as test_client:
