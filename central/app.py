@@ -125,7 +125,8 @@ def _start(runtime: Runtime) -> None:
                                             clock=runtime.clock)
         runtime.publisher.start()
         # the inbox worker first: it applies what an earlier run (or a crashed worker) stored
-        runtime.inbox = InboxWorker(ingestor=runtime.ingestor, metrics=runtime.metrics, poll_s=settings.ingest_poll_s)
+        runtime.inbox = InboxWorker(ingestor=runtime.ingestor, metrics=runtime.metrics, poll_s=settings.ingest_poll_s,
+                                    batch_size=settings.ingest_batch_size)
         runtime.inbox.start()
         runtime.consumer = MqttConsumer(settings=settings, store=runtime.ingestor, dead_letters=runtime.ingestor,
                                         metrics=runtime.metrics, clock=runtime.clock, on_stored=runtime.inbox.wake)

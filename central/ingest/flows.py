@@ -113,12 +113,15 @@ def apply_fault(*, session: Session, fault: FaultEvent, now: datetime, profiles:
     deadline = task_deadline(profiles, fault)
     if not ordering.in_order:
         return _apply_late_raise(session, fault, now, ordering, skill, deadline, lifecycle, device_kind)
-    if tickets.find_open(session=session, **_key(fault)) is None:
+    existing = tickets.find_open(session=session, **_key(fault))
+    if existing is None:
         reopened = tickets.reopen_for_fault(session=session, fault=fault, window=lifecycle.reopen_window, now=now)
         if reopened is not None:
-            _dispatch(session, reopened, now, deadline, lifecycle, device_kind, since=fault.occurred_at)
+            _dispatch(session, reopened, now, deadline, lifecycle, device_kind, since=fault.occurred_at, new=False)
             return Applied(Outcome.ACCEPTED, fault.kind)
-    ticket, created = tickets.open_for_fault(session=session, fault=fault, skill=skill, now=now)
+        ticket, created = tickets.open_for_fault(session=session, fault=fault, skill=skill, now=now, none_open=True)
+    else:
+        ticket, created = existing, False
     if not created:
         in_order = tickets.fault_again(session=session, ticket=ticket, fault=fault, now=now)
         links.refresh_incident(session=session, child=ticket, now=now)
@@ -170,14 +173,14 @@ def _apply_late_raise(session: Session, fault: FaultEvent, now: datetime, orderi
 
 
 def _dispatch(session: Session, ticket: Ticket, now: datetime, deadline: timedelta | None,
-              lifecycle: policy.Lifecycle, device_kind: str | None, *, since: datetime) -> None:
+              lifecycle: policy.Lifecycle, device_kind: str | None, *, since: datetime, new: bool = True) -> None:
     """A new or reopened ticket: a repair to a technician, unless an incident takes it (with the
     store work its templates prescribe); a store task to the store's list, with its deadline, or
     resolved at once when its fault has already cleared."""
     if ticket.ticket_class is TicketClass.REPAIR:
         if links.correlate(session=session, ticket=ticket, now=now, lifecycle=lifecycle) is None:
             tickets.auto_assign(session=session, ticket=ticket, now=now)
-        links.spawn_tasks(session=session, ticket=ticket, device_kind=device_kind, now=now)
+        links.spawn_tasks(session=session, ticket=ticket, device_kind=device_kind, now=now, new=new)
         return
     tickets.recover_store_task(session=session, ticket=ticket, now=now)
     if deadline is not None and ticket.is_open:

@@ -51,6 +51,16 @@ def claim(*, session: Session, now: datetime, row_id: int | None = None) -> Inbo
     return session.scalars(query.order_by(InboundMessage.id).limit(1).with_for_update(skip_locked=True)).first()
 
 
+def claim_many(*, session: Session, now: datetime, limit: int) -> list[InboundMessage]:
+    """Lock and return up to `limit` due pending rows, oldest first, passing over rows other
+    workers hold (SKIP LOCKED)."""
+    query = (select(InboundMessage)
+             .where(InboundMessage.state == InboxState.PENDING,
+                    or_(InboundMessage.next_attempt_at.is_(None), InboundMessage.next_attempt_at <= now))
+             .order_by(InboundMessage.id).limit(limit).with_for_update(skip_locked=True))
+    return list(session.scalars(query))
+
+
 def mark_processed(*, session: Session, row: InboundMessage, outcome: InboxOutcome, now: datetime) -> None:
     row.state = InboxState.PROCESSED
     row.outcome = outcome

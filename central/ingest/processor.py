@@ -133,31 +133,51 @@ class Ingestor:
         """Apply the oldest due pending message (or the row `row_id`); None when there is none.
 
         Raises only transient database errors; nothing of the attempt is then committed."""
+        done = self._apply(row_id=row_id, limit=1)
+        return done[0] if done else None
+
+    def process_batch(self, limit: int) -> list[Processed]:
+        """Apply up to `limit` due pending messages in one transaction (what the inbox worker
+        calls): one commit, one claim and the per-transaction caches (rules, policies,
+        templates) shared by the batch. Each message runs in a savepoint of its own, so one
+        that fails is recorded and the others commit; a transient error rolls all back and
+        leaves them pending. The batch is applied in (store, arrival) order: the store rows are
+        locked in one order by every worker, so two workers' batches cannot deadlock on them,
+        and each store's messages keep their order. Empty: nothing is due."""
+        return self._apply(row_id=None, limit=limit)
+
+    def _apply(self, *, row_id: int | None, limit: int) -> list[Processed]:
         now = self._clock.now()
-        applied: Applied | None = None
+        done: list[tuple[Processed, Applied | None]] = []
         with self._database.session() as session, session.begin():
-            row = inbox.claim(session=session, now=now, row_id=row_id)
-            if row is None:
-                return None
-            try:
-                with session.begin_nested():
-                    applied = apply_message(session=session, message=_parse_stored(row), now=now,
-                                            profiles=self._profiles, haccp_interval_s=self._haccp_interval_s,
-                                            lifecycle=self._lifecycle)
-            except Exception as exc:  # noqa: BLE001 - classified: transient re-raised, the rest recorded
-                if classify(exc) is FailureKind.TRANSIENT:
-                    raise
-                processed = self._failed(session, row, exc, now)
+            if row_id is not None:
+                row = inbox.claim(session=session, now=now, row_id=row_id)
+                rows = [row] if row is not None else []
             else:
-                inbox.mark_processed(session=session, row=row, outcome=_outcome(applied), now=now)
-                processed = Processed(row.id, Result(Outcome.ACCEPTED, applied.kind,
-                                                     created_ticket_id=applied.created_ticket_id))
+                rows = sorted(inbox.claim_many(session=session, now=now, limit=limit), key=lambda r: (r.store_id, r.id))
+            for row in rows:
+                done.append(self._apply_row(session, row, now))
         # committed: only now does it count
-        if applied is not None:
-            self._count_applied(applied)
-        else:
-            self._count_failure(processed, row_kind=processed.result.kind)
-        return processed
+        for processed, applied in done:
+            if applied is not None:
+                self._count_applied(applied)
+            else:
+                self._count_failure(processed, row_kind=processed.result.kind)
+        return [processed for processed, _ in done]
+
+    def _apply_row(self, session: Session, row: InboundMessage, now: datetime) -> tuple[Processed, Applied | None]:
+        try:
+            with session.begin_nested():
+                applied = apply_message(session=session, message=_parse_stored(row), now=now,
+                                        profiles=self._profiles, haccp_interval_s=self._haccp_interval_s,
+                                        lifecycle=self._lifecycle)
+        except Exception as exc:  # noqa: BLE001 - classified: transient re-raised, the rest recorded
+            if classify(exc) is FailureKind.TRANSIENT:
+                raise
+            return self._failed(session, row, exc, now), None
+        inbox.mark_processed(session=session, row=row, outcome=_outcome(applied), now=now)
+        return Processed(row.id, Result(Outcome.ACCEPTED, applied.kind,
+                                        created_ticket_id=applied.created_ticket_id)), applied
 
     def process(self, topic: str, payload: bytes) -> Result:
         """Both steps for one message. A failed attempt is recorded on its row and re-raised."""

@@ -1,6 +1,7 @@
 """The inbox worker (ingest layer, no MQTT): applies stored messages, in every central process.
 
-A thread that drains the inbox through `Ingestor.process_next` until nothing is due. It
+A thread that drains the inbox through `Ingestor.process_batch` (up to `batch_size`
+messages a transaction) until nothing is due. It
 runs at once when this process stored a message (`wake`, called by the MQTT consumer after
 each commit) and otherwise every `poll_s`, which picks up what other workers stored and
 could not apply (they crashed, or were stopped), failed messages whose backoff is over,
@@ -22,8 +23,9 @@ log = logging.getLogger(__name__)
 
 class InboxWorker:
     def __init__(self, *, ingestor: Ingestor, metrics: Metrics, poll_s: float = 0.5, retry_delay_s: float = 0.1,
-                 max_backoff_s: float = 5.0, stop_timeout_s: float = 10.0) -> None:
+                 max_backoff_s: float = 5.0, stop_timeout_s: float = 10.0, batch_size: int = 20) -> None:
         self._ingestor = ingestor
+        self._batch_size = batch_size
         self._metrics = metrics
         self._poll_s = poll_s
         self._retry_delay_s = retry_delay_s
@@ -73,5 +75,5 @@ class InboxWorker:
     def _drain(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()  # what is stored from here on is found by this pass or wakes the next
-            if self._ingestor.process_next() is None:
+            if not self._ingestor.process_batch(self._batch_size):
                 return

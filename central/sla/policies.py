@@ -27,11 +27,13 @@ FALLBACK_TARGETS = {1: (15, 120, 240, 15, 30), 2: (30, 240, 480, 15, 60), 3: (60
 # --- priority -----------------------------------------------------------------------------------
 def priority_for(*, session: Session, fault_class: FaultClass, severity: Severity, criticality: Criticality) -> int:
     """The rule for this (class, severity, criticality); else its "normal" rule; else the built-in table."""
-    rows = session.scalars(
-        select(PriorityRule).where(PriorityRule.fault_class == fault_class, PriorityRule.severity == severity,
-                                   PriorityRule.criticality.in_([criticality, Criticality.NORMAL]))
-    ).all()
-    by_criticality = {row.criticality: row.priority for row in rows}
+    # read once per session: an ingest batch opens many tickets of the same few classes
+    cache: dict[tuple[FaultClass, Severity], dict[Criticality, int]] = session.info.setdefault("priority_rules", {})
+    by_criticality = cache.get((fault_class, severity))
+    if by_criticality is None:
+        rows = session.scalars(select(PriorityRule).where(PriorityRule.fault_class == fault_class,
+                                                          PriorityRule.severity == severity)).all()
+        by_criticality = cache[(fault_class, severity)] = {row.criticality: row.priority for row in rows}
     if criticality in by_criticality:
         return by_criticality[criticality]
     if Criticality.NORMAL in by_criticality:
@@ -59,6 +61,7 @@ def list_rules(*, session: Session) -> Sequence[PriorityRule]:
 def replace_rules(*, session: Session, rules: Iterable[tuple[FaultClass, Severity, Criticality, int]]) -> int:
     """Replace the whole rule table (the caller validated it); the number of rules now."""
     session.execute(delete(PriorityRule))
+    session.info.pop("priority_rules", None)
     rows = [PriorityRule(fault_class=f, severity=s, criticality=c, priority=p) for f, s, c, p in rules]
     session.add_all(rows)
     session.flush()

@@ -148,16 +148,21 @@ def refresh_incident(*, session: Session, child: Ticket, now: datetime) -> None:
 
 
 def matching_templates(*, session: Session, ticket: Ticket, device_kind: str | None) -> list[WorkTemplate]:
-    candidates = session.scalars(select(WorkTemplate).where(WorkTemplate.enabled.is_(True))
-                                 .order_by(WorkTemplate.id)).all()
+    cached: list[WorkTemplate] | None = session.info.get("work_templates")
+    if cached is None:  # read once per session: an ingest batch opens many repairs
+        cached = session.info["work_templates"] = list(session.scalars(
+            select(WorkTemplate).where(WorkTemplate.enabled.is_(True)).order_by(WorkTemplate.id)))
+    candidates = cached
     return [t for t in candidates
             if (t.fault_class is None or t.fault_class is ticket.fault_class)
             and (t.device_kind is None or t.device_kind == device_kind)
             and (not t.fault_codes or ticket.fault_code in t.fault_codes)]
 
 
-def spawn_tasks(*, session: Session, ticket: Ticket, device_kind: str | None, now: datetime) -> list[Ticket]:
-    """The store tasks the matching templates prescribe for this repair (those not open already)."""
+def spawn_tasks(*, session: Session, ticket: Ticket, device_kind: str | None, now: datetime,
+                new: bool = False) -> list[Ticket]:
+    """The store tasks the matching templates prescribe for this repair (those not open already;
+    `new`: the repair was created in this transaction, so it has none)."""
     if ticket.ticket_class is not TicketClass.REPAIR:
         return []
     spawned = []
@@ -166,7 +171,7 @@ def spawn_tasks(*, session: Session, ticket: Ticket, device_kind: str | None, no
             child = tickets.open_child_task(
                 session=session, parent=ticket, code=str(task["code"]), title=str(task["title"]),
                 description=str(task.get("description", "")), requires_record=bool(task.get("requires_record")),
-                template=template.name, now=now)
+                template=template.name, now=now, check_open=not new)
             if child is not None:
                 spawned.append(child)
     return spawned

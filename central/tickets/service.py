@@ -168,18 +168,20 @@ def _fault_data(fault: FaultEvent) -> dict[str, Any]:
 
 # --- faults -------------------------------------------------------------------------------------
 def open_for_fault(
-    *, session: Session, fault: FaultEvent, skill: str | None, now: datetime, cleared_at: datetime | None = None
+    *, session: Session, fault: FaultEvent, skill: str | None, now: datetime, cleared_at: datetime | None = None,
+    none_open: bool = False,
 ) -> tuple[Ticket, bool]:
     """The open ticket of this fault, created if there is none: (ticket, created).
 
     `cleared_at` opens the ticket for a fault that has already cleared (its clear reached
-    central before this raise): the fault did happen, but is not active.
+    central before this raise): the fault did happen, but is not active. `none_open`: the
+    caller has just looked and found none (saves the query; the race is still handled).
 
     Two workers may both find none and both insert; the unique partial index lets one win
     and the other re-reads the winner's ticket inside its own transaction.
     """
     key = {"store_id": fault.store_id, "device_id": fault.device_id, "fault_code": fault.fault_code}
-    existing = find_open(session=session, **key)
+    existing = None if none_open else find_open(session=session, **key)
     if existing is not None:
         return existing, False
     ticket = Ticket(
@@ -480,11 +482,12 @@ def release(*, session: Session, ticket: Ticket, now: datetime, why: str) -> Non
 
 
 def open_child_task(*, session: Session, parent: Ticket, code: str, title: str, description: str,
-                    requires_record: bool, template: str, now: datetime) -> Ticket | None:
-    """A store task linked to `parent` (fault code `<parent's>.<code>`); None when it is open already."""
+                    requires_record: bool, template: str, now: datetime, check_open: bool = True) -> Ticket | None:
+    """A store task linked to `parent` (fault code `<parent's>.<code>`); None when it is open already
+    (`check_open` False: the caller knows it is not, e.g. the parent is new)."""
     fault_code = f"{parent.fault_code}.{code}"[:128]
     key = {"store_id": parent.store_id, "device_id": parent.device_id, "fault_code": fault_code}
-    if find_open(session=session, **key) is not None:
+    if check_open and find_open(session=session, **key) is not None:
         return None
     child = Ticket(
         **key, device_model=parent.device_model, title=title[:200], location=parent.location,

@@ -303,3 +303,42 @@ def test_the_pending_gauge_counts_stored_messages(client: TestClient) -> None:
     assert "storeguard_central_inbound_pending 2" in client.get("/metrics").text
     ingestor.process_next()
     assert "storeguard_central_inbound_pending 1" in client.get("/metrics").text
+
+
+def test_a_batch_applies_many_messages_in_one_transaction_in_store_order(db: Database, ingestor: Ingestor) -> None:
+    stored = []
+    for store, device in (("store-2", "case-01"), ("store-1", "case-01"), ("store-2", "case-02"),
+                          ("store-1", "case-02")):
+        message = fault(store=store, device=device)
+        stored.append(ingestor.store(topic_of(message), message.to_bytes()).row_id)
+    assert [p.row_id for p in ingestor.process_batch(3)] == [stored[1], stored[0], stored[2]]  # store, then arrival
+    assert ingestor.pending() == 1
+    assert [p.row_id for p in ingestor.process_batch(3)] == [stored[3]]
+    assert ingestor.process_batch(3) == []
+    assert len(tickets(db)) == 4
+
+
+class OneBadModel(ProfileRegistry):
+    """The real profiles; looking up the model "bad-model" raises (a bug only it triggers)."""
+
+    def __contains__(self, model: str) -> bool:
+        if model == "bad-model":
+            raise ValueError("a bug only bad-model triggers")
+        return super().__contains__(model)
+
+
+def test_a_failing_message_in_a_batch_is_recorded_and_the_rest_commit(db: Database, metrics: Metrics,
+                                                                       clock: FakeClock,
+                                                                       profiles: ProfileRegistry) -> None:
+    ingestor = Ingestor(database=db, profiles=OneBadModel({m: profiles.get(m) for m in profiles.models()}),
+                        metrics=metrics, clock=clock, max_attempts=3, retry_delay_s=30)
+    messages = [fault(device="case-01"), fault(device="case-02", model="bad-model"), fault(device="case-03")]
+    for message in messages:
+        ingestor.store(topic_of(message), message.to_bytes())
+    done = ingestor.process_batch(10)
+    assert [p.error is not None for p in done] == [False, True, False]
+    assert sorted(t.device_id for t in tickets(db)) == ["case-01", "case-03"]
+    bad = next(r for r in rows(db) if r.message_id == messages[1].message_id)
+    assert (bad.state, bad.attempts, bad.next_attempt_at) == (InboxState.PENDING, 1, clock.now() + timedelta(seconds=30))
+    assert "a bug only bad-model triggers" in (bad.last_error or "")
+    assert ingestor.process_batch(10) == []  # not due before its backoff is over
