@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import central_faults, bus_efficiency, edge_cpu, loop_latency, offline
+from benchmarks import alarm_storm, central_faults, bus_efficiency, edge_cpu, loop_latency, offline
 from benchmarks import timers as timer_pass
 from benchmarks import telemetry_ingest
 
 BENCHMARKS = [
     ("central: fault -> ticket, two workers on PostgreSQL, 100 stores", central_faults.main),
+    ("central: alarm storm, 200 events/s for 5 min from 1,000 stores, a worker killed", alarm_storm.main),
     ("fault -> ticket -> store latency (real processes)", loop_latency.main),
     ("RS-485 bus efficiency against the physical limit", bus_efficiency.main),
     ("an hour-equivalent offline, then reconnect", offline.main),

@@ -126,7 +126,8 @@ def _start(runtime: Runtime) -> None:
         runtime.publisher.start()
         # the inbox worker first: it applies what an earlier run (or a crashed worker) stored
         runtime.inbox = InboxWorker(ingestor=runtime.ingestor, metrics=runtime.metrics, poll_s=settings.ingest_poll_s,
-                                    batch_size=settings.ingest_batch_size)
+                                    batch_size=settings.ingest_batch_size,
+                                    batch_budget_s=settings.ingest_batch_budget_s)
         runtime.inbox.start()
         runtime.consumer = MqttConsumer(settings=settings, store=runtime.ingestor, dead_letters=runtime.ingestor,
                                         metrics=runtime.metrics, clock=runtime.clock, on_stored=runtime.inbox.wake)

@@ -23,9 +23,11 @@ log = logging.getLogger(__name__)
 
 class InboxWorker:
     def __init__(self, *, ingestor: Ingestor, metrics: Metrics, poll_s: float = 0.5, retry_delay_s: float = 0.1,
-                 max_backoff_s: float = 5.0, stop_timeout_s: float = 10.0, batch_size: int = 20) -> None:
+                 max_backoff_s: float = 5.0, stop_timeout_s: float = 10.0, batch_size: int = 20,
+                 batch_budget_s: float = 0.1) -> None:
         self._ingestor = ingestor
         self._batch_size = batch_size
+        self._batch_budget_s = batch_budget_s
         self._metrics = metrics
         self._poll_s = poll_s
         self._retry_delay_s = retry_delay_s
@@ -75,5 +77,5 @@ class InboxWorker:
     def _drain(self) -> None:
         while not self._stopping.is_set():
             self._wake.clear()  # what is stored from here on is found by this pass or wakes the next
-            if not self._ingestor.process_batch(self._batch_size):
+            if not self._ingestor.process_batch(self._batch_size, self._batch_budget_s):
                 return

@@ -311,10 +311,10 @@ def test_a_batch_applies_many_messages_in_one_transaction_in_store_order(db: Dat
                           ("store-1", "case-02")):
         message = fault(store=store, device=device)
         stored.append(ingestor.store(topic_of(message), message.to_bytes()).row_id)
-    assert [p.row_id for p in ingestor.process_batch(3)] == [stored[1], stored[0], stored[2]]  # store, then arrival
+    assert [p.row_id for p in ingestor.process_batch(3, budget_s=60)] == [stored[1], stored[0], stored[2]]  # store, then arrival
     assert ingestor.pending() == 1
-    assert [p.row_id for p in ingestor.process_batch(3)] == [stored[3]]
-    assert ingestor.process_batch(3) == []
+    assert [p.row_id for p in ingestor.process_batch(3, budget_s=60)] == [stored[3]]
+    assert ingestor.process_batch(3, budget_s=60) == []
     assert len(tickets(db)) == 4
 
 
@@ -335,10 +335,19 @@ def test_a_failing_message_in_a_batch_is_recorded_and_the_rest_commit(db: Databa
     messages = [fault(device="case-01"), fault(device="case-02", model="bad-model"), fault(device="case-03")]
     for message in messages:
         ingestor.store(topic_of(message), message.to_bytes())
-    done = ingestor.process_batch(10)
+    done = ingestor.process_batch(10, budget_s=60)
     assert [p.error is not None for p in done] == [False, True, False]
     assert sorted(t.device_id for t in tickets(db)) == ["case-01", "case-03"]
     bad = next(r for r in rows(db) if r.message_id == messages[1].message_id)
     assert (bad.state, bad.attempts, bad.next_attempt_at) == (InboxState.PENDING, 1, clock.now() + timedelta(seconds=30))
     assert "a bug only bad-model triggers" in (bad.last_error or "")
-    assert ingestor.process_batch(10) == []  # not due before its backoff is over
+    assert ingestor.process_batch(10, budget_s=60) == []  # not due before its backoff is over
+
+
+def test_a_batch_stops_at_its_time_budget_and_leaves_the_rest_pending(db: Database, ingestor: Ingestor) -> None:
+    for device in ("case-01", "case-02", "case-03"):
+        message = fault(device=device)
+        ingestor.store(topic_of(message), message.to_bytes())
+    assert len(ingestor.process_batch(10, budget_s=0)) == 1  # at least one, then the budget is spent
+    assert ingestor.pending() == 2
+    assert len(ingestor.process_batch(10, budget_s=60)) == 2
