@@ -61,7 +61,7 @@ class CentralSettings(BaseSettings):
     ingest_retry_delay_s: Annotated[float, Field(ge=0, le=3600)] = 1.0  # first backoff of a failed message, doubling
     ingest_poll_s: Annotated[float, Field(gt=0, le=60)] = 0.5  # how often a worker looks for others' pending messages
     ingest_batch_size: Annotated[int, Field(ge=1, le=500)] = 20  # stored messages applied per transaction
-    ingest_batch_budget_s: Annotated[float, Field(ge=0, le=10)] = 0.1  # ... until this much time is spent
+    ingest_batch_budget_s: Annotated[float, Field(ge=0, le=10)] = 0.1  # ... as many as fit in this time
     publisher_poll_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     publisher_max_inflight: Annotated[int, Field(ge=1, le=65_000)] = 500
 

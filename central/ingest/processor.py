@@ -107,6 +107,7 @@ class Ingestor:
         self._max_backoff_s = max_backoff_s
         self._logged: set[str] = set()  # rejection reasons and error types logged once; bounded by their kinds
         self._lock = threading.Lock()
+        self._seconds_per_message = 0.02  # a running mean of the time to apply one (sizes batches)
 
     # --- step one: store ---
     def store(self, topic: str, payload: bytes) -> StoreResult:
@@ -142,15 +143,18 @@ class Ingestor:
         calls): one commit, one claim and the per-transaction caches (rules, policies,
         templates) shared by the batch. Each message runs in a savepoint of its own, so one
         that fails is recorded and the others commit; a transient error rolls all back and
-        leaves them pending. The batch is applied in (store, arrival) order: the store rows are
-        locked in one order by every worker, so two workers' batches cannot deadlock on them,
-        and each store's messages keep their order. Applying stops once `budget_s` has been
-        spent (at least one message is applied): the rest of the claim stays pending for the
-        next pass, so a batch adds at most about that much to a message's latency (the status
-        goes to the store when the batch commits). Empty: nothing is due."""
-        return self._apply(row_id=None, limit=limit, budget_s=budget_s)
+        leaves them pending. The oldest due rows are claimed, and applied in (store, arrival)
+        order: the store rows are locked in one order by every worker, so two workers' batches
+        cannot deadlock on them, and each store's messages keep their order.
 
-    def _apply(self, *, row_id: int | None, limit: int, budget_s: float = 0.0) -> list[Processed]:
+        The claim is sized to what fits in `budget_s` at the recent time per message (at least
+        one), since the stores hear of their tickets only when the batch commits: batching
+        adds about `budget_s` to that at most, and more only under a backlog. Empty: nothing
+        is due."""
+        fits = int(budget_s / self._seconds_per_message) if self._seconds_per_message > 0 else limit
+        return self._apply(row_id=None, limit=max(1, min(limit, fits)))
+
+    def _apply(self, *, row_id: int | None, limit: int) -> list[Processed]:
         now = self._clock.now()
         started = time.monotonic()
         done: list[tuple[Processed, Applied | None]] = []
@@ -161,9 +165,10 @@ class Ingestor:
             else:
                 rows = sorted(inbox.claim_many(session=session, now=now, limit=limit), key=lambda r: (r.store_id, r.id))
             for row in rows:
-                if done and time.monotonic() - started >= budget_s:
-                    break  # the rest stays pending (unlocked at the commit) for the next pass
                 done.append(self._apply_row(session, row, now))
+        if done:  # the recent cost of a message, commit included: sizes the next claim
+            took = (time.monotonic() - started) / len(done)
+            self._seconds_per_message = 0.8 * self._seconds_per_message + 0.2 * took
         # committed: only now does it count
         for processed, applied in done:
             if applied is not None:
