@@ -8,8 +8,8 @@ queued messages), then the publisher, then closes the database.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -156,24 +156,14 @@ def _stop(runtime: Runtime) -> None:
     runtime.database.dispose()
 
 
-def _outbox_pending(database: Database) -> float:
-    with database.session() as session:
-        return outbox.count_pending(session=session)
+def _counter(database: Database, count: Callable[..., int]) -> Callable[[], float]:
+    """A gauge's reading: `count(session=...)` in a short session of its own."""
 
+    def read() -> float:
+        with database.session() as session:
+            return count(session=session)
 
-def _timers_pending(database: Database) -> float:
-    with database.session() as session:
-        return timers_service.count_pending(session=session)
-
-
-def _notifications_pending(database: Database) -> float:
-    with database.session() as session:
-        return notify_service.count_pending(session=session)
-
-
-def _notifications_failed(database: Database) -> float:
-    with database.session() as session:
-        return notify_service.count_failed(session=session)
+    return read
 
 
 def lifecycle_of(settings: CentralSettings) -> Lifecycle:
@@ -215,13 +205,13 @@ def create_app(settings: CentralSettings, *, clock: Clock | None = None) -> Fast
     metrics.gauge("storeguard_central_inbound_pending", "MQTT messages stored but not applied yet (all workers)",
                   lambda: runtime.ingestor.pending())
     metrics.gauge("storeguard_central_outbox_pending", "ticket status messages not yet acknowledged by the broker",
-                  lambda: _outbox_pending(database))
+                  _counter(database, outbox.count_pending))
     metrics.gauge("storeguard_central_timers_pending", "timers waiting for their deadline (parked ones excluded)",
-                  lambda: _timers_pending(database))
+                  _counter(database, timers_service.count_pending))
     metrics.gauge("storeguard_central_notifications_pending", "notifications not yet delivered (all channels)",
-                  lambda: _notifications_pending(database))
+                  _counter(database, notify_service.count_pending))
     metrics.gauge("storeguard_central_notifications_failed", "notifications given up after the last retry",
-                  lambda: _notifications_failed(database))
+                  _counter(database, notify_service.count_failed))
     metrics.gauge("storeguard_central_mqtt_connected", "1 when both MQTT connections are up",
                   lambda: float(bool(runtime.consumer and runtime.consumer.connected
                                      and runtime.publisher and runtime.publisher.connected)))

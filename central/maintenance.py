@@ -20,19 +20,18 @@ worker; on PostgreSQL a session advisory lock lets one pass run at a time across
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Integer, bindparam, text
-from sqlalchemy.exc import OperationalError
 
 from central.auth.models import ApiToken
 from central.clock import Clock
 from central.db import Database, UTCDateTime
 from central.ingest.models import InboundMessage
 from central.outbox.models import OutboundMessage
+from central.periodic import PeriodicWorker
 from central.settings import CentralSettings
 from central.telemetry.models import HaccpInterval, telemetry_samples
 
@@ -135,43 +134,17 @@ def prune(*, database: Database, retention: Retention, now: datetime,
                 connection.commit()
 
 
-class MaintenanceLoop:
+class MaintenanceLoop(PeriodicWorker):
     """Runs `prune` every `interval_s` in a thread until stopped (first pass right after start)."""
 
     def __init__(self, *, database: Database, retention: Retention, clock: Clock, interval_s: float) -> None:
+        super().__init__(name="central-maintenance", what="retention job", interval_s=interval_s)
         self._database = database
         self._retention = retention
         self._clock = clock
-        self._interval_s = interval_s
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="central-maintenance", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
 
     def run_once(self) -> PruneResult:
         result = prune(database=self._database, retention=self._retention, now=self._clock.now())
         if result.total:
             log.info("retention pass deleted %s", ", ".join(f"{n} {t}" for t, n in result.deleted.items() if n))
         return result
-
-    def _run(self) -> None:
-        failing = False
-        while not self._stopping.is_set():
-            try:
-                self.run_once()
-                if failing:
-                    log.info("retention job: database available again")
-                failing = False
-            except OperationalError as exc:
-                if not failing:
-                    log.error("retention job: database unavailable, retrying next pass: %s", exc)
-                failing = True
-            except Exception:  # noqa: BLE001 - the loop must survive a bug in one pass
-                log.exception("retention job: a pass failed; retrying next pass")
-            self._stopping.wait(self._interval_s)

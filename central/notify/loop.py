@@ -12,14 +12,13 @@ given up), repeats at DEBUG; the first success afterwards is logged at INFO.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy.exc import OperationalError
 
 from central.clock import Clock
+from central.periodic import PeriodicWorker
 from central.db import Database
 from central.notify import service
 from central.notify.channels import DeliveryError, Notifier
@@ -37,34 +36,22 @@ class PassResult:
     delivered_ids: list[int] = field(default_factory=list)
 
 
-class NotifyLoop:
+class NotifyLoop(PeriodicWorker):
     def __init__(self, *, database: Database, notifiers: Mapping[str, Notifier], clock: Clock,
                  interval_s: float = 1.0, batch_size: int = 10, lease_s: float = 300.0, max_batches: int = 20) -> None:
+        super().__init__(name="central-notify", what="notify loop", interval_s=interval_s)
         self._database = database
         self._notifiers = dict(notifiers)
         self._clock = clock
-        self._interval_s = interval_s
         self._batch_size = batch_size
         self._lease_s = lease_s
         self._max_batches = max_batches
         self._logged: dict[str, set[tuple[bool, str]]] = {}  # channel -> (gave up, reason) already logged
-        self._stopping = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="central-notify", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+    def stop(self, timeout: float | None = None) -> None:
+        super().stop(timeout)
         for notifier in self._notifiers.values():
             notifier.close()
-
-    def wake(self) -> None:
-        self._wake.set()
 
     def run_once(self) -> PassResult:
         """Deliver what is due now, up to `max_batches` batches."""
@@ -119,20 +106,3 @@ class NotifyLoop:
             log.log(logging.WARNING if first else logging.DEBUG,
                     "notify: the %s channel failed (%s), retrying notification %d at %s: %s",
                     delivery.channel, reason, delivery.id, failure.retry_at, error)
-
-    def _run(self) -> None:
-        failing = False
-        while not self._stopping.is_set():
-            try:
-                self.run_once()
-                if failing:
-                    log.info("notify loop: database available again")
-                failing = False
-            except OperationalError as exc:
-                if not failing:
-                    log.error("notify loop: database unavailable, retrying: %s", exc)
-                failing = True
-            except Exception:  # noqa: BLE001 - the loop must survive a bug in one pass
-                log.exception("notify loop: a pass failed; retrying")
-            self._wake.wait(self._interval_s)
-            self._wake.clear()
