@@ -26,7 +26,7 @@ from central.clock import Clock, SystemClock
 from central.db import Database, migrate
 from central.errors import (
     CentralError,
-    InvalidTransitionError,
+    ConflictError,
     NotAuthenticatedError,
     NotFoundError,
     PermissionDeniedError,
@@ -77,7 +77,7 @@ _HTTP_STATUS: tuple[tuple[type[CentralError], int], ...] = (
     (NotFoundError, 404),
     (NotAuthenticatedError, 401),
     (PermissionDeniedError, 403),
-    (InvalidTransitionError, 409),
+    (ConflictError, 409),
     (VersionConflictError, 409),
     (InvalidConfigError, 422),
     (InvalidRangeError, 422),

@@ -25,7 +25,13 @@ class PermissionDeniedError(CentralError):
     code = "forbidden"
 
 
-class InvalidTransitionError(CentralError):
+class ConflictError(CentralError):
+    """The request conflicts with the current state (HTTP 409), e.g. a name already taken."""
+
+    code = "conflict"
+
+
+class InvalidTransitionError(ConflictError):
     code = "invalid_transition"
 
 

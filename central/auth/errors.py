@@ -1,14 +1,12 @@
 """The auth domain's failures (domain layer), each a `central.errors.CentralError`.
 
-`central.app` maps errors to HTTP by class. It predates the users API and knows the auth
-domain's 422 by the name `InvalidLoginRequest`, so that stays the base of every "this request
-breaks a rule" error here; a taken username is a conflict with the current state, mapped to
-409 through `InvalidTransitionError`.
+`central.app` maps errors to HTTP by class: `InvalidLoginRequest` is the base of every "this
+request breaks a rule" error here (422); a taken username is a `ConflictError` (409).
 """
 
 from __future__ import annotations
 
-from central.errors import CentralError, InvalidTransitionError
+from central.errors import CentralError, ConflictError
 
 
 class InvalidLoginRequest(CentralError):
@@ -31,7 +29,7 @@ class InvalidUserError(InvalidLoginRequest):
         super().__init__(message, field=field)
 
 
-class UsernameTakenError(InvalidTransitionError):
+class UsernameTakenError(ConflictError):
     """Another user already has this username (HTTP 409)."""
 
     code = "username_taken"
