@@ -168,7 +168,7 @@ def next_status(ticket_class: TicketClass, status: S, action: Action, *, resume_
         target = table[(status, action)]
         return resume_to if action is Action.RESUME and resume_to is not None else target
     except KeyError:
-        allowed = sorted(a.value for (s, a) in table if s is status)
+        allowed = sorted(a.value for (s, a) in table if s is status and ROLES_FOR_ACTION[a])  # not system-only
         hint = f"allowed now: {', '.join(allowed)}" if allowed else "no action is allowed now"
         raise InvalidTransitionError(
             f"cannot {action.value.replace('_', ' ')} a {ticket_class.value.replace('_', ' ')} ticket "

@@ -157,3 +157,9 @@ def test_nobody_may_recover_by_hand() -> None:
     for role in Role:
         with pytest.raises(PermissionDeniedError):
             authorize(Action.RECOVER, role, ticket_class=TicketClass.STORE_TASK, is_assignee=True)
+
+
+def test_the_hint_lists_only_actions_a_person_can_take() -> None:
+    with pytest.raises(InvalidTransitionError) as caught:
+        next_status(TicketClass.REPAIR, S.NEW, Action.ACCEPT)
+    assert "allowed now: assign, cancel)" in caught.value.message  # not recover / correlate (central's own)
