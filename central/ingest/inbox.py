@@ -1,11 +1,11 @@
 """The inbox: MQTT messages stored before they are applied (ingest domain service). Never commits.
 
 Step one (`store`) writes a message as received, pending, keyed by its `message_id`; the
-caller commits and only then acknowledges the message to the broker. Step two (`claim`,
-then `mark_processed` or `record_failure`) runs in the transaction that applies it, so a
+caller commits and only then acknowledges the message to the broker. Step two (`claim_many`
+or `claim`, then `mark_processed` or `record_failure`) runs in the transaction that applies it, so a
 message is applied and marked in one commit or not at all.
 
-`claim` takes the oldest due pending row with `SELECT ... FOR UPDATE SKIP LOCKED` on
+`claim_many` takes the oldest due pending rows with `SELECT ... FOR UPDATE SKIP LOCKED` on
 PostgreSQL: several central workers claim different rows, and a worker that dies mid-way
 releases its row with its connection. SQLite ignores the locking clause; its transactions
 start with BEGIN IMMEDIATE (`central.db`), so one writer at a time claims.
@@ -38,17 +38,11 @@ def store(*, session: Session, topic: str, payload: bytes, message_id: str, stor
     return None if inserted is None else int(inserted[0])
 
 
-def claim(*, session: Session, now: datetime, row_id: int | None = None) -> InboundMessage | None:
-    """Lock and return a pending row for this transaction: `row_id`, or else the oldest due one.
-
-    A named row is waited for (its caller stored it and wants its result) and returned only
-    while still pending; the oldest due row is taken with SKIP LOCKED, passing over rows other
-    workers are applying."""
-    query = select(InboundMessage).where(InboundMessage.state == InboxState.PENDING)
-    if row_id is not None:
-        return session.scalars(query.where(InboundMessage.id == row_id).with_for_update()).first()
-    query = query.where(or_(InboundMessage.next_attempt_at.is_(None), InboundMessage.next_attempt_at <= now))
-    return session.scalars(query.order_by(InboundMessage.id).limit(1).with_for_update(skip_locked=True)).first()
+def claim(*, session: Session, row_id: int) -> InboundMessage | None:
+    """Lock and return the row `row_id` while it is still pending (its caller stored it and wants
+    its result: waited for, not skipped); None once another worker has applied it."""
+    query = select(InboundMessage).where(InboundMessage.state == InboxState.PENDING, InboundMessage.id == row_id)
+    return session.scalars(query.with_for_update()).first()
 
 
 def claim_many(*, session: Session, now: datetime, limit: int) -> list[InboundMessage]:

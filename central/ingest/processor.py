@@ -160,7 +160,7 @@ class Ingestor:
         done: list[tuple[Processed, Applied | None]] = []
         with self._database.session() as session, session.begin():
             if row_id is not None:
-                row = inbox.claim(session=session, now=now, row_id=row_id)
+                row = inbox.claim(session=session, row_id=row_id)
                 rows = [row] if row is not None else []
             else:
                 rows = sorted(inbox.claim_many(session=session, now=now, limit=limit), key=lambda r: (r.store_id, r.id))
