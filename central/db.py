@@ -27,6 +27,8 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import FromClause, TableClause
 from sqlalchemy.types import TypeDecorator
 
+from central import deferred
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x5347_4D49  # "SGMI": one central worker migrates at a time (PostgreSQL)
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -125,6 +127,7 @@ def create_db_engine(database_url: str) -> Engine:
 class Database:
     """The engine and session factory of one central process.
 
+    Every commit first runs the work services deferred to it (`central.deferred`).
     `on_commit(callback)` runs a callback after any session commit that wrote to the outbox
     (services set `session.info["outbox_written"]`), so the publisher wakes at once.
     """
@@ -134,6 +137,7 @@ class Database:
         self.engine = create_db_engine(database_url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self._commit_listeners: list[Callable[[], None]] = []
+        event.listen(self.sessionmaker, "before_commit", deferred.settle)
         event.listen(self.sessionmaker, "after_commit", self._after_commit)
         event.listen(self.sessionmaker, "after_rollback", self._after_rollback)
 
@@ -155,6 +159,7 @@ class Database:
     @staticmethod
     def _after_rollback(session: Session) -> None:
         session.info.pop("outbox_written", None)
+        deferred.discard(session)  # a real rollback (a savepoint's is not one): its changes are gone
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
@@ -170,6 +175,13 @@ def upsert(session: Session, table: FromClause) -> postgresql.Insert | sqlite.In
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def insert_entity(session: Session, entity: type[Base]) -> postgresql.Insert | sqlite.Insert:
+    """`upsert` for an ORM entity: `.returning(entity)` gives persistent objects (one statement)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(entity)
+    return sqlite.insert(entity)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -32,6 +32,7 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
+from central import deferred
 from central.clock import Clock
 from central.db import Database
 from central.ingest import dead_letters, inbox
@@ -179,7 +180,7 @@ class Ingestor:
 
     def _apply_row(self, session: Session, row: InboundMessage, now: datetime) -> tuple[Processed, Applied | None]:
         try:
-            with session.begin_nested():
+            with deferred.unit(session):
                 applied = apply_message(session=session, message=_parse_stored(row), now=now,
                                         profiles=self._profiles, haccp_interval_s=self._haccp_interval_s,
                                         lifecycle=self._lifecycle)

@@ -19,10 +19,9 @@ never correlate the same store's faults at once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from central.stores import service as stores
@@ -38,12 +37,24 @@ INCIDENT_MODELS = frozenset({POWER_MODEL, BUS_MODEL, GATEWAY_MODEL})
 STORE_DEVICE, MULTIPLE = "store", "multiple_faults"  # central's own incident
 
 
-def _open_incidents(session: Session, store_id: str) -> Sequence[Ticket]:
-    return session.scalars(
-        select(Ticket).where(Ticket.store_id == store_id, Ticket.device_model.in_(INCIDENT_MODELS),
-                             Ticket.ticket_class == TicketClass.REPAIR, Ticket.status.in_(OPEN_STATUSES))
+def _neighbours(session: Session, ticket: Ticket, lifecycle: Lifecycle) -> tuple[list[Ticket], list[Ticket]]:
+    """The store's open incidents, and its other undispatched repairs raised within the correlation
+    window (when central correlates by count): one query, the rows locked, in id order."""
+    incidents = and_(Ticket.device_model.in_(INCIDENT_MODELS), Ticket.status.in_(OPEN_STATUSES))
+    wanted = incidents
+    if lifecycle.correlation_min_devices:
+        wanted = or_(incidents, and_(Ticket.device_model.not_in(INCIDENT_MODELS), Ticket.parent_id.is_(None),
+                                     Ticket.status.in_(RECOVERABLE_STATUSES),
+                                     Ticket.first_raised_at >= ticket.first_raised_at - lifecycle.correlation_window))
+    rows = session.scalars(
+        select(Ticket).where(Ticket.store_id == ticket.store_id, Ticket.ticket_class == TicketClass.REPAIR,
+                             Ticket.id != ticket.id, wanted)
         .order_by(Ticket.id).with_for_update(of=Ticket)
     ).all()
+    found: tuple[list[Ticket], list[Ticket]] = ([], [])
+    for row in rows:
+        found[0 if row.device_model in INCIDENT_MODELS else 1].append(row)
+    return found
 
 
 def _covers(incident: Ticket, child: Ticket, lifecycle: Lifecycle) -> bool:
@@ -65,11 +76,12 @@ def correlate(*, session: Session, ticket: Ticket, now: datetime, lifecycle: Lif
     if ticket.ticket_class is not TicketClass.REPAIR or ticket.device_model in INCIDENT_MODELS \
             or ticket.status not in RECOVERABLE_STATUSES:
         return None
-    for incident in _open_incidents(session, ticket.store_id):
-        if incident.id != ticket.id and _covers(incident, ticket, lifecycle):
+    incidents, recent = _neighbours(session, ticket, lifecycle)
+    for incident in incidents:
+        if _covers(incident, ticket, lifecycle):
             _join(session, ticket, incident, now)
             return incident
-    return _many_devices(session, ticket, now, lifecycle)
+    return _many_devices(session, ticket, recent, now, lifecycle)
 
 
 def _join(session: Session, child: Ticket, incident: Ticket, now: datetime) -> None:
@@ -85,15 +97,8 @@ def _join(session: Session, child: Ticket, incident: Ticket, now: datetime) -> N
         incident.evidence = {**incident.evidence, "devices": devices, "faults": int(incident.raise_count)}
 
 
-def _many_devices(session: Session, ticket: Ticket, now: datetime, lifecycle: Lifecycle) -> Ticket | None:
-    since = ticket.first_raised_at - lifecycle.correlation_window
-    recent = session.scalars(
-        select(Ticket).where(Ticket.store_id == ticket.store_id, Ticket.ticket_class == TicketClass.REPAIR,
-                             Ticket.parent_id.is_(None), Ticket.id != ticket.id,
-                             Ticket.device_model.not_in(INCIDENT_MODELS), Ticket.status.in_(RECOVERABLE_STATUSES),
-                             Ticket.first_raised_at >= since)
-        .order_by(Ticket.id).with_for_update(of=Ticket)
-    ).all()
+def _many_devices(session: Session, ticket: Ticket, recent: list[Ticket], now: datetime,
+                  lifecycle: Lifecycle) -> Ticket | None:
     members = [*recent, ticket]
     devices = sorted({t.device_id for t in members})
     if lifecycle.correlation_min_devices == 0 or len(devices) < lifecycle.correlation_min_devices:
@@ -165,14 +170,10 @@ def spawn_tasks(*, session: Session, ticket: Ticket, device_kind: str | None, no
     `new`: the repair was created in this transaction, so it has none)."""
     if ticket.ticket_class is not TicketClass.REPAIR:
         return []
-    spawned = []
-    for template in matching_templates(session=session, ticket=ticket, device_kind=device_kind):
-        for task in template.tasks:
-            child = tickets.open_child_task(
-                session=session, parent=ticket, code=str(task["code"]), title=str(task["title"]),
-                description=str(task.get("description", "")), requires_record=bool(task.get("requires_record")),
-                template=template.name, now=now, check_open=not new)
-            if child is not None:
-                spawned.append(child)
-    return spawned
+    wanted = [tickets.ChildTask(code=str(task["code"]), title=str(task["title"]),
+                                description=str(task.get("description", "")),
+                                requires_record=bool(task.get("requires_record")), template=template.name)
+              for template in matching_templates(session=session, ticket=ticket, device_kind=device_kind)
+              for task in template.tasks]
+    return tickets.open_child_tasks(session=session, parent=ticket, tasks=wanted, now=now, check_open=not new)
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from central import deferred
 from central.auth.models import Role, User
+from central.db import insert_entity
 from central.errors import InvalidTransitionError, NotFoundError, PermissionDeniedError, VersionConflictError
 from central.notify import service as notifications
 from central.outbox import service as outbox
@@ -26,7 +28,16 @@ from central.timers import service as timers
 from central.technicians.models import Technician
 from central.tickets import policy
 from central.tickets.assignment import Choice, choose_technician
-from central.tickets.models import CLOSED_STATUSES, OPEN_STATUSES, EventType, Link, Source, Ticket, TicketEvent
+from central.tickets.models import (
+    CLOSED_STATUSES,
+    OPEN_STATUSES,
+    OPEN_TICKET_WHERE,
+    EventType,
+    Link,
+    Source,
+    Ticket,
+    TicketEvent,
+)
 from central.tickets.policy import Action
 from protocols.mqtt.messages import FaultEvent, FaultState, TicketClass, TicketStatus, TicketStatusValue
 from protocols.mqtt.topics import TopicKind, topic
@@ -149,16 +160,41 @@ def _record(
     return event
 
 
+class _StatusDue:
+    """A changed ticket's SLA re-plan and its status for the store, once per unit of work
+    (`central.deferred`), from the ticket's final state: the store gets the newest version
+    with the notes of the steps that led to it, not one message per step."""
+
+    __slots__ = ("ticket", "now", "note")
+
+    def __init__(self, ticket: Ticket, now: datetime, note: str) -> None:
+        self.ticket, self.now, self.note = ticket, now, note
+
+    def __copy__(self) -> _StatusDue:
+        return _StatusDue(self.ticket, self.now, self.note)
+
+    def __call__(self, session: Session) -> None:
+        ticket = self.ticket
+        sla.on_ticket_changed(session=session, ticket=ticket, now=self.now)
+        if ticket.id is None:
+            session.flush()
+        outbox.enqueue(session=session, message=status_message(ticket, now=self.now, note=self.note),
+                       topic=topic(ticket.store_id, TopicKind.TICKET_STATUS), now=self.now, ticket_id=ticket.id)
+
+
 def _changed(session: Session, ticket: Ticket, *, now: datetime, note: str = "", bump: bool = True) -> None:
-    """Bump the version and tell the store, in this transaction."""
+    """Bump the version; the SLA re-plan and the status for the store follow when the unit of
+    work ends (several changes of one ticket in it make one message, with their notes joined)."""
     if bump:
         ticket.version += 1
     ticket.updated_at = now
-    # re-plan SLA warnings/breaches/escalations; before the flush, so the ticket is updated once
-    sla.on_ticket_changed(session=session, ticket=ticket, now=now)
-    session.flush()
-    outbox.enqueue(session=session, message=status_message(ticket, now=now, note=note),
-                   topic=topic(ticket.store_id, TopicKind.TICKET_STATUS), now=now, ticket_id=ticket.id)
+    due = deferred.pending(session).get(("ticket-status", id(ticket)))
+    if isinstance(due, _StatusDue):
+        due.now = now
+        if note and note != due.note:
+            due.note = f"{due.note}; {note}" if due.note else note
+    else:
+        deferred.defer(session, ("ticket-status", id(ticket)), _StatusDue(ticket, now, note))
 
 
 def _fault_data(fault: FaultEvent) -> dict[str, Any]:
@@ -178,13 +214,13 @@ def open_for_fault(
     caller has just looked and found none (saves the query; the race is still handled).
 
     Two workers may both find none and both insert; the unique partial index lets one win
-    and the other re-reads the winner's ticket inside its own transaction.
+    (INSERT ... ON CONFLICT DO NOTHING, one statement) and the other reads the winner's ticket.
     """
     key = {"store_id": fault.store_id, "device_id": fault.device_id, "fault_code": fault.fault_code}
     existing = None if none_open else find_open(session=session, **key)
     if existing is not None:
         return existing, False
-    ticket = Ticket(
+    values = dict(
         **key, device_model=fault.device_model,
         title=(fault.description or f"{fault.fault_code.replace('_', ' ')} on {fault.device_id}")[:200],
         location=fault.location, ticket_class=fault.ticket_class, fault_class=fault.fault_class,
@@ -194,14 +230,15 @@ def open_for_fault(
         last_raised_at=fault.occurred_at, evidence=dict(fault.evidence), created_at=now, updated_at=now, version=1,
         resolution_note="",
     )  # fmt: skip
-    try:
-        with session.begin_nested():
-            session.add(ticket)
-            session.flush()
-    except IntegrityError:
+    ticket = session.scalars(
+        insert_entity(session, Ticket).values(**values)
+        .on_conflict_do_nothing(index_elements=list(key), index_where=text(OPEN_TICKET_WHERE))
+        .returning(Ticket)
+    ).one_or_none()
+    if ticket is None:
         winner = find_open(session=session, **key)
         if winner is None:
-            raise  # not the race: a genuine constraint failure
+            raise RuntimeError(f"no ticket was inserted for {key} and none is open")
         log.debug("another worker opened ticket %s for %s first; raising it again", winner.number, key)
         return winner, False
     data = _fault_data(fault)
@@ -387,7 +424,7 @@ def perform(
         ticket.assignee = technician
         data["technician_id"] = technician.id
     elif action is Action.DECLINE:
-        data["technician_id"] = ticket.assignee_id
+        data["technician_id"] = sla.current_assignee_id(ticket)
         ticket.assignee = None
         ticket.eta = None
     elif action is Action.EN_ROUTE:
@@ -398,8 +435,8 @@ def perform(
         ticket.resolution_note = note
     elif action is Action.REOPEN:
         ticket.resolution_note = ""
-        if ticket.assignee_id is not None:
-            data["previous_technician_id"] = ticket.assignee_id
+        if ticket.assignee is not None:
+            data["previous_technician_id"] = ticket.assignee.id
         ticket.assignee = None  # dispatched again; the previous technician remains a candidate
         ticket.eta = None
     ticket.status = target
@@ -463,7 +500,7 @@ def attach(*, session: Session, child: Ticket, parent: Ticket, now: datetime, wh
     child.parent_id, child.link = parent.id, Link.INCIDENT
     data = {"parent_id": parent.id, "parent_number": parent.number}
     if child.status is TicketStatusValue.ASSIGNED:
-        data["technician_id"] = child.assignee_id
+        data["technician_id"] = sla.current_assignee_id(child)
         child.assignee = None
     perform(session=session, ticket=child, action=Action.CORRELATE, now=now, source=Source.SYSTEM,
             note=f"part of incident {parent.number}: {why}", data=data)
@@ -481,30 +518,48 @@ def release(*, session: Session, ticket: Ticket, now: datetime, why: str) -> Non
         auto_assign(session=session, ticket=ticket, now=now)
 
 
-def open_child_task(*, session: Session, parent: Ticket, code: str, title: str, description: str,
-                    requires_record: bool, template: str, now: datetime, check_open: bool = True) -> Ticket | None:
-    """A store task linked to `parent` (fault code `<parent's>.<code>`); None when it is open already
-    (`check_open` False: the caller knows it is not, e.g. the parent is new)."""
-    fault_code = f"{parent.fault_code}.{code}"[:128]
-    key = {"store_id": parent.store_id, "device_id": parent.device_id, "fault_code": fault_code}
-    if check_open and find_open(session=session, **key) is not None:
-        return None
-    child = Ticket(
-        **key, device_model=parent.device_model, title=title[:200], location=parent.location,
-        ticket_class=TicketClass.STORE_TASK, fault_class=parent.fault_class, severity=parent.severity,
-        priority=parent.priority, status=TicketStatusValue.NEW, required_skill=None, fault_active=False,
-        fault_cleared_at=None, raise_count=1, first_raised_at=parent.first_raised_at,
-        last_raised_at=parent.last_raised_at, created_at=now, updated_at=now, version=1, resolution_note="",
-        evidence={"template": template, "task": code, "requires_record": requires_record},
-        parent_id=parent.id, link=Link.TASK,
-    )  # fmt: skip
-    session.add(child)
-    session.flush()
-    _record(session, child, event_type=EventType.CREATED, now=now, source=Source.SYSTEM, note=description,
-            to_status=TicketStatusValue.NEW, data={"parent_id": parent.id, "parent_number": parent.number,
-                                                   "template": template})
-    _changed(session, child, now=now, bump=False, note=f"linked to {parent.number}: {description}")
-    return child
+@dataclass(frozen=True, slots=True)
+class ChildTask:
+    """A store task a work template prescribes for a repair."""
+
+    code: str  # the child's fault code is `<parent's>.<code>`
+    title: str
+    description: str
+    requires_record: bool
+    template: str
+
+
+def open_child_tasks(*, session: Session, parent: Ticket, tasks: Sequence[ChildTask], now: datetime,
+                     check_open: bool = True) -> list[Ticket]:
+    """Store tasks linked to `parent`, those not open already (`check_open` False: the caller knows
+    none is, e.g. the parent is new); inserted together."""
+    made: list[tuple[ChildTask, Ticket]] = []
+    for task in tasks:
+        key = {"store_id": parent.store_id, "device_id": parent.device_id,
+               "fault_code": f"{parent.fault_code}.{task.code}"[:128]}
+        if check_open and find_open(session=session, **key) is not None:
+            continue
+        child = Ticket(
+            **key, device_model=parent.device_model, title=task.title[:200], location=parent.location,
+            ticket_class=TicketClass.STORE_TASK, fault_class=parent.fault_class, severity=parent.severity,
+            priority=parent.priority, status=TicketStatusValue.NEW, required_skill=None, fault_active=False,
+            fault_cleared_at=None, raise_count=1, first_raised_at=parent.first_raised_at,
+            last_raised_at=parent.last_raised_at, created_at=now, updated_at=now, version=1, resolution_note="",
+            evidence={"template": task.template, "task": task.code, "requires_record": task.requires_record},
+            parent_id=parent.id, link=Link.TASK,
+        )  # fmt: skip
+        child.sla_signature = sla.signature(child)  # a store task: no SLA timers to plan
+        made.append((task, child))
+    if not made:
+        return []
+    session.add_all([child for _, child in made])
+    session.flush()  # one INSERT for all of them
+    for task, child in made:
+        _record(session, child, event_type=EventType.CREATED, now=now, source=Source.SYSTEM, note=task.description,
+                to_status=TicketStatusValue.NEW, data={"parent_id": parent.id, "parent_number": parent.number,
+                                                       "template": task.template})
+        _changed(session, child, now=now, bump=False, note=f"linked to {parent.number}: {task.description}")
+    return [child for _, child in made]
 
 
 def excluded_technicians(*, session: Session, ticket_id: int) -> frozenset[int]:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.orm import Session
 
+from central import deferred
 from central.db import Database, upsert
 from central.tickets.models import Ticket  # claims borrow the ticket's row lock (see claim_due)
 from central.timers.models import Timer
@@ -153,7 +154,7 @@ def _fire(session: Session, timer_id: int, kind: str, registry: TimerRegistry, n
     The delete re-checks the deadline: a handler earlier in the same batch (or another
     worker, before we locked it) may have cancelled this timer or moved it later.
     """
-    with session.begin_nested():
+    with deferred.unit(session):  # the handler's deferred work (a ticket's status) runs in it
         handler = registry.handler(kind)
         table = Timer.__table__
         assert isinstance(table, Table)

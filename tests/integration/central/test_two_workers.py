@@ -7,7 +7,8 @@ fault), a redelivery of the first raise (same message_id), and for every other f
 clear. Checked in the database and at the stores: each message stored once and applied
 once, both workers applied some, one ticket per fault with one "created" and at most one
 "assigned", every raise accounted for, each status version published once and the latest
-one received by its store.
+one received by its store. And both workers' timer loops on the same due SLA timers: each
+warning, escalation level and reassignment recorded once.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import json
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from sqlalchemy import text
 
 from benchmarks.central_cluster import CentralCluster, close_clients, mqtt_client
 from protocols.mqtt.messages import FaultEvent, TicketStatus
@@ -124,3 +127,75 @@ def test_two_workers_split_the_load_and_double_nothing(
 
 def _data(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else json.loads(value)
+
+
+ESCALATING = 30  # stores, one overdue repair each
+
+
+def test_two_workers_fire_each_warning_escalation_and_reassignment_once(
+        tmp_path: Path, mosquitto_session: MosquittoProcess, postgres_cluster: PostgresCluster) -> None:  # fmt: skip
+    """Both processes' timer loops claim the same due SLA timers at once: every warning, every
+    escalation level and every accept-window reassignment is recorded exactly once, and both
+    workers fired some."""
+    with CentralCluster(tmp_path, durable=False) as cluster:
+        stores = [f"store-{i:02d}" for i in range(ESCALATING)]
+        clients = [mqtt_client(f"gw-{s}", cluster.broker.port) for s in stores]
+        try:
+            now = datetime.now(UTC)
+            infos = [client.publish(topic(store, TopicKind.FAULT), _event(store, "case-0", 1, "raised", now).to_bytes(),
+                                    qos=1) for client, store in zip(clients, stores, strict=True)]
+            for info in infos:
+                info.wait_for_publish(10)
+            _wait(lambda: cluster.scalar("SELECT count(*) FROM tickets WHERE device_id = 'case-0' "
+                                         "AND status = 'assigned'") == ESCALATING, "tickets assigned")
+            # twelve hours pass in a moment: every SLA target of every ticket is breached, nobody accepted
+            with cluster.engine.begin() as connection:
+                connection.execute(text("UPDATE tickets SET created_at = created_at - interval '12 hours'"))
+                connection.execute(text("UPDATE ticket_events SET at = at - interval '12 hours'"))
+                connection.execute(text("UPDATE timers SET due_at = now() WHERE ticket_id IS NOT NULL"))
+
+            def state() -> list[Any]:  # what a timeout shows
+                return cluster.rows("SELECT type, data->>'target' AS target, data->>'level' AS level, count(*) "
+                                    "FROM ticket_events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+
+            targets = 3  # response, arrival, resolution: all breached
+            for level in (1, 2):
+                _wait(lambda: cluster.scalar("SELECT count(*) FROM ticket_events WHERE type = 'escalated'")
+                      >= ESCALATING * targets * level, f"escalation level {level} of every target", state=state)
+                time.sleep(2)  # a few more passes of both loops: nothing more may fire
+                if level == 2:
+                    break
+                # the next level is due an escalation interval after this one: that passes too
+                with cluster.engine.begin() as connection:
+                    connection.execute(text("UPDATE ticket_events SET at = at - interval '2 hours' "
+                                            "WHERE type = 'escalated'"))
+                    connection.execute(text("UPDATE timers SET due_at = now() WHERE kind = 'sla_escalation'"))
+
+            events = cluster.rows("SELECT e.ticket_id, e.type, e.data FROM ticket_events e JOIN tickets t "
+                                  "ON t.id = e.ticket_id WHERE t.device_id = 'case-0' AND t.link IS NULL")
+            fired: Counter[tuple[Any, ...]] = Counter()
+            for e in events:
+                data = _data(e.data)
+                if e.type == "sla_warning":
+                    fired[(e.ticket_id, e.type, data["target"], data["stage"])] += 1
+                elif e.type == "escalated":
+                    fired[(e.ticket_id, e.type, data["target"], data["level"])] += 1
+                elif e.type == "reassigned":
+                    fired[(e.ticket_id, e.type)] += 1
+            assert max(fired.values()) == 1, [k for k, n in fired.items() if n > 1]
+            escalated = {k for k in fired if k[1] == "escalated"}
+            assert len(escalated) == ESCALATING * targets * 2  # levels 1 and 2 (level 3 is not due yet)
+            assert sum(1 for k in fired if k[1] == "reassigned") == ESCALATING  # nobody accepted in time
+            by_worker = [cluster.counter(i, "storeguard_central_timers_fired_total") for i in range(2)]
+            assert min(by_worker) > 0, f"one worker fired every timer: {by_worker}"
+        finally:
+            close_clients(clients)
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 30,
+          state: Callable[[], Any] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}" + (f": {state()}" if state else ""))
+        time.sleep(0.3)
