@@ -1,8 +1,9 @@
 """The notify loop (notify layer, adapter): one thread per central worker delivering notifications.
 
 Every worker may run it. Each pass claims a small batch of due rows (leased, see
-`central.notify.service`), delivers them one by one outside any transaction and records
-each outcome in a short transaction of its own. It sleeps `interval_s` between passes;
+`central.notify.service`), delivers them one by one outside any transaction, records a
+failure in a short transaction of its own and the batch's deliveries together in one (a
+crash before that delivers them again: delivery is at least once). It sleeps `interval_s` between passes;
 `wake()` (called after a commit that enqueued a notification) makes it look at once.
 
 A failing channel is logged once per reason (WARNING while retrying, ERROR when a row is
@@ -63,28 +64,39 @@ class NotifyLoop(PeriodicWorker):
                                           channels=list(self._notifiers), lease_s=self._lease_s)
             # stop short of the lease: past it another worker may claim the rest and deliver it too
             deadline = claimed_at + timedelta(seconds=self._lease_s * 0.8)
-            for delivery in batch:
-                if self._stopping.is_set() or self._clock.now() >= deadline:
-                    result.released += 1  # due again when its lease ends
-                    continue
-                self._deliver(delivery, result)
+            delivered: list[Delivery] = []
+            try:
+                for delivery in batch:
+                    if self._stopping.is_set() or self._clock.now() >= deadline:
+                        result.released += 1  # due again when its lease ends
+                        continue
+                    if self._deliver(delivery, result):
+                        delivered.append(delivery)
+            finally:  # one transaction for the batch's deliveries (a crash before it: delivered again)
+                self._record_delivered(delivered, result)
             if len(batch) < self._batch_size or self._stopping.is_set():
                 break
         return result
 
-    def _deliver(self, delivery: Delivery, result: PassResult) -> None:
+    def _deliver(self, delivery: Delivery, result: PassResult) -> bool:
         try:
             self._notifiers[delivery.channel].deliver(delivery)
         except Exception as exc:  # noqa: BLE001 - a channel bug is retried and counted like a refusal
             reason = exc.reason if isinstance(exc, DeliveryError) else f"error:{type(exc).__qualname__}"
             self._failed(delivery, reason, f"{type(exc).__qualname__}: {exc}", result)
-            return
-        with self._database.session() as session, session.begin():
-            service.mark_delivered(session=session, notification_id=delivery.id, now=self._clock.now())
-        result.delivered += 1
-        result.delivered_ids.append(delivery.id)
+            return False
         if self._logged.pop(delivery.channel, None):
             log.info("notify: the %s channel delivers again", delivery.channel)
+        return True
+
+    def _record_delivered(self, delivered: list[Delivery], result: PassResult) -> None:
+        if not delivered:
+            return
+        with self._database.session() as session, session.begin():
+            service.mark_delivered(session=session, notification_ids=[d.id for d in delivered],
+                                   now=self._clock.now())
+        result.delivered += len(delivered)
+        result.delivered_ids.extend(d.id for d in delivered)
 
     def _failed(self, delivery: Delivery, reason: str, error: str, result: PassResult) -> None:
         with self._database.session() as session, session.begin():

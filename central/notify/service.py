@@ -160,15 +160,18 @@ def claim_due(
     return [Delivery.of(row) for row in rows]
 
 
-def mark_delivered(*, session: Session, notification_id: int, now: datetime) -> bool:
-    """Record a delivery; False if the row was no longer pending (given up or delivered meanwhile)."""
+def mark_delivered(*, session: Session, notification_ids: Collection[int], now: datetime) -> int:
+    """Record deliveries, in one statement; how many rows were still pending (not given up or
+    delivered meanwhile)."""
+    if not notification_ids:
+        return 0
     result = session.execute(
         update(Notification)
-        .where(Notification.id == notification_id, Notification.state == State.PENDING)
+        .where(Notification.id.in_(list(notification_ids)), Notification.state == State.PENDING)
         .values(state=State.DELIVERED, delivered_at=now)
         .execution_options(synchronize_session=False)
     )
-    return bool(getattr(result, "rowcount", 0))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 @dataclass(frozen=True)
