@@ -179,7 +179,7 @@ def _dispatch(session: Session, ticket: Ticket, now: datetime, deadline: timedel
     resolved at once when its fault has already cleared."""
     if ticket.ticket_class is TicketClass.REPAIR:
         if links.correlate(session=session, ticket=ticket, now=now, lifecycle=lifecycle) is None:
-            tickets.auto_assign(session=session, ticket=ticket, now=now)
+            tickets.auto_assign(session=session, ticket=ticket, now=now, fresh=new)
         links.spawn_tasks(session=session, ticket=ticket, device_kind=device_kind, now=now, new=new)
         return
     tickets.recover_store_task(session=session, ticket=ticket, now=now)

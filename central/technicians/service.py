@@ -38,6 +38,11 @@ def with_load(*, session: Session) -> Sequence[tuple[Technician, int]]:
 
 
 def candidates(*, session: Session) -> list[Candidate]:
+    return as_candidates(with_load(session=session))
+
+
+def as_candidates(loaded: Sequence[tuple[Technician, int]]) -> list[Candidate]:
+    """What assignment chooses from (`with_load`'s rows; keep those to use the chosen technician)."""
     return [
         Candidate(
             technician_id=technician.id,
@@ -46,5 +51,5 @@ def candidates(*, session: Session) -> list[Candidate]:
             active=technician.active and technician.user.active,
             open_tickets=count,
         )
-        for technician, count in with_load(session=session)
+        for technician, count in loaded
     ]

@@ -126,7 +126,7 @@ def _many_devices(session: Session, ticket: Ticket, recent: list[Ticket], now: d
     for member in members:
         tickets.attach(session=session, child=member, parent=incident, now=now,
                        why="one of several devices of the store faulting within minutes of each other")
-    tickets.auto_assign(session=session, ticket=incident, now=now)
+    tickets.auto_assign(session=session, ticket=incident, now=now, fresh=True)
     return incident
 
 

@@ -572,14 +572,24 @@ def excluded_technicians(*, session: Session, ticket_id: int) -> frozenset[int]:
     )  # fmt: skip
 
 
-def auto_assign(*, session: Session, ticket: Ticket, now: datetime) -> Choice:
-    """Assign a repair to the best technician, or explain on the ticket why nobody was."""
-    excluded = excluded_technicians(session=session, ticket_id=ticket.id)
-    choice = choose_technician(technicians.candidates(session=session), skill=ticket.required_skill, exclude=excluded)
+def _choose(session: Session, ticket: Ticket, excluded: frozenset[int]) -> tuple[Choice, Technician | None]:
+    """The best technician for `ticket` (the row, as loaded with the others: no second read)."""
+    loaded = technicians.with_load(session=session)
+    choice = choose_technician(technicians.as_candidates(loaded), skill=ticket.required_skill, exclude=excluded)
     if choice.technician is None:
+        return choice, None
+    chosen = choice.technician.technician_id
+    return choice, next(technician for technician, _ in loaded if technician.id == chosen)
+
+
+def auto_assign(*, session: Session, ticket: Ticket, now: datetime, fresh: bool = False) -> Choice:
+    """Assign a repair to the best technician, or explain on the ticket why nobody was. `fresh`: the
+    ticket was opened in this transaction, so nobody has declined it yet (saves reading its trail)."""
+    excluded = frozenset() if fresh else excluded_technicians(session=session, ticket_id=ticket.id)
+    choice, technician = _choose(session, ticket, excluded)
+    if technician is None:
         _record(session, ticket, event_type=EventType.NOT_ASSIGNED, now=now, source=Source.SYSTEM, note=choice.reason)
         return choice
-    technician = session.get_one(Technician, choice.technician.technician_id)
     perform(session=session, ticket=ticket, action=Action.ASSIGN, now=now, source=Source.SYSTEM,
             note=choice.reason, technician=technician)
     return choice
@@ -591,16 +601,15 @@ def reassign_unaccepted(*, session: Session, ticket: Ticket, now: datetime, wait
     previous = ticket.assignee
     assert previous is not None, "only an assigned ticket can be reassigned"
     excluded = excluded_technicians(session=session, ticket_id=ticket.id) | {previous.id}
-    choice = choose_technician(technicians.candidates(session=session), skill=ticket.required_skill, exclude=excluded)
+    choice, technician = _choose(session, ticket, excluded)
     why = f"{previous.display_name} did not accept within {waited_min} min"
     data = {"from_technician_id": previous.id, "waited_min": waited_min}
-    if choice.technician is None:
+    if technician is None:
         perform(session=session, ticket=ticket, action=Action.DECLINE, now=now, source=Source.TIMER,
                 event_type=EventType.REASSIGNED, note=f"{why}; back to the dispatch queue ({choice.reason})",
                 data=data)
         _record(session, ticket, event_type=EventType.NOT_ASSIGNED, now=now, source=Source.TIMER, note=choice.reason)
         return choice
-    technician = session.get_one(Technician, choice.technician.technician_id)
     perform(session=session, ticket=ticket, action=Action.ASSIGN, now=now, source=Source.TIMER,
             event_type=EventType.REASSIGNED, note=f"{why}; {choice.reason}", technician=technician, data=data)
     return choice
