@@ -4,7 +4,8 @@ Called by ingest for every new or reopened repair, in its transaction:
 
 - `correlate`: a store-wide incident takes the repair as a child instead of a dispatch of
   its own. The incident is the edge's own correlated fault (a store power loss: every fault
-  of the store while it lasts, and for `correlation_window` after; a silent bus: the
+  of the store while it lasts, and for `correlation_window` after, central's store_offline
+  included; a silent bus: the
   `device_offline` faults the edge reported before it saw the whole bus go; a store offline
   at central: the faults that happened while it was away, replayed on its return), or one
   central opens when `correlation_min_devices` devices of a store get new repairs within
@@ -37,12 +38,13 @@ INCIDENT_MODELS = frozenset({POWER_MODEL, BUS_MODEL, GATEWAY_MODEL})
 STORE_DEVICE, MULTIPLE = "store", "multiple_faults"  # central's own incident
 
 
-def _neighbours(session: Session, ticket: Ticket, lifecycle: Lifecycle) -> tuple[list[Ticket], list[Ticket]]:
-    """The store's open incidents, and its other undispatched repairs raised within the correlation
-    window (when central correlates by count): one query, the rows locked, in id order."""
+def _neighbours(session: Session, ticket: Ticket, lifecycle: Lifecycle,
+                recent: bool = True) -> tuple[list[Ticket], list[Ticket]]:
+    """The store's open incidents, and (`recent`) its other undispatched repairs raised within the
+    correlation window (when central correlates by count): one query, the rows locked, in id order."""
     incidents = and_(Ticket.device_model.in_(INCIDENT_MODELS), Ticket.status.in_(OPEN_STATUSES))
     wanted = incidents
-    if lifecycle.correlation_min_devices:
+    if recent and lifecycle.correlation_min_devices:
         wanted = or_(incidents, and_(Ticket.device_model.not_in(INCIDENT_MODELS), Ticket.parent_id.is_(None),
                                      Ticket.status.in_(RECOVERABLE_STATUSES),
                                      Ticket.first_raised_at >= ticket.first_raised_at - lifecycle.correlation_window))
@@ -70,12 +72,21 @@ def _covers(incident: Ticket, child: Ticket, lifecycle: Lifecycle) -> bool:
     return incident.fault_active or (cleared is not None and raised <= cleared + lifecycle.correlation_window)
 
 
+def _is_power_loss(incident: Ticket) -> bool:
+    return incident.device_model == POWER_MODEL and incident.fault_code != MULTIPLE
+
+
 def correlate(*, session: Session, ticket: Ticket, now: datetime, lifecycle: Lifecycle) -> Ticket | None:
     """Attach a new (or reopened) repair to the incident that explains it; the incident, or None
-    when it stands alone and is dispatched as usual."""
-    if ticket.ticket_class is not TicketClass.REPAIR or ticket.device_model in INCIDENT_MODELS \
-            or ticket.status not in RECOVERABLE_STATUSES:
+    when it stands alone and is dispatched as usual. Incidents stand alone, except a store gone
+    offline during (or just after) its power loss: the power loss explains that too."""
+    if ticket.ticket_class is not TicketClass.REPAIR or ticket.status not in RECOVERABLE_STATUSES:
         return None
+    if ticket.device_model in INCIDENT_MODELS:
+        if ticket.device_model != GATEWAY_MODEL:
+            return None
+        powers = [i for i in _neighbours(session, ticket, lifecycle, recent=False)[0] if _is_power_loss(i)]
+        return next((_join(session, ticket, i, now) for i in powers if _covers(i, ticket, lifecycle)), None)
     incidents, recent = _neighbours(session, ticket, lifecycle)
     for incident in incidents:
         if _covers(incident, ticket, lifecycle):
@@ -84,7 +95,7 @@ def correlate(*, session: Session, ticket: Ticket, now: datetime, lifecycle: Lif
     return _many_devices(session, ticket, recent, now, lifecycle)
 
 
-def _join(session: Session, child: Ticket, incident: Ticket, now: datetime) -> None:
+def _join(session: Session, child: Ticket, incident: Ticket, now: datetime) -> Ticket:
     why = (incident.title.lower() if incident.fault_code != MULTIPLE
            else "one of several devices of the store faulting within minutes of each other")
     tickets.attach(session=session, child=child, parent=incident, now=now, why=why)
@@ -95,6 +106,7 @@ def _join(session: Session, child: Ticket, incident: Ticket, now: datetime) -> N
         incident.fault_cleared_at = None
         devices = sorted({*incident.evidence.get("devices", []), child.device_id})
         incident.evidence = {**incident.evidence, "devices": devices, "faults": int(incident.raise_count)}
+    return incident
 
 
 def _many_devices(session: Session, ticket: Ticket, recent: list[Ticket], now: datetime,

@@ -104,3 +104,33 @@ def test_a_second_outage_within_the_reopen_window_reopens_the_incident(db: Datab
     run(db, 70)
     [again] = offline_tickets(db)
     assert (again.id, again.status, again.raise_count) == (first.id, S.NEW, 2)
+
+
+POWER = {"device": "store-power", "model": "store", "code": "store_power_loss", "severity": "critical"}
+
+
+def test_a_store_gone_offline_during_its_power_loss_is_part_of_that_incident(db: Database, ingestor: Ingestor,
+                                                                             clock: FakeClock) -> None:
+    health(ingestor, clock, 0, online=True)
+    move(clock, 1)
+    power = send(ingestor, fault(seq=1, at=at(1), **POWER)).created_ticket_id
+    health(ingestor, clock, 5, online=False)  # the UPS ran out: the gateway went down too
+    assert run(db, 15)[OFFLINE_KIND] == 1
+    [offline] = offline_tickets(db)
+    # explained by the power loss: one dispatch (the electrician's), not a second one for controls
+    assert (offline.parent_id, offline.link, offline.status, offline.assignee_id) == (
+        power, Link.INCIDENT, S.NEW, None)
+    assert [e.type for e in events(db, offline.id)][-1] is EventType.CORRELATED
+
+
+def test_a_store_offline_long_after_a_power_loss_is_its_own_incident(db: Database, ingestor: Ingestor,
+                                                                     clock: FakeClock) -> None:
+    health(ingestor, clock, 0, online=True)
+    move(clock, 1)
+    send(ingestor, fault(seq=1, at=at(1), **POWER))
+    move(clock, 5)
+    send(ingestor, fault(seq=2, state="cleared", at=at(5), **POWER))
+    health(ingestor, clock, 60, online=False)  # power back since minute 5, well past the window
+    assert run(db, 75)[OFFLINE_KIND] == 1
+    [offline] = offline_tickets(db)
+    assert (offline.parent_id, offline.link) == (None, None)
