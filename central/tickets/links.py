@@ -62,8 +62,9 @@ def _neighbours(session: Session, ticket: Ticket, lifecycle: Lifecycle,
 def _covers(incident: Ticket, child: Ticket, lifecycle: Lifecycle) -> bool:
     """Whether `incident` explains `child`'s fault."""
     raised = child.first_raised_at
-    if incident.fault_code == MULTIPLE:
-        return raised <= incident.last_raised_at + lifecycle.correlation_window
+    if incident.fault_code == MULTIPLE:  # one trade's faults: a case and a lane are two visits
+        return (incident.required_skill == child.required_skill
+                and raised <= incident.last_raised_at + lifecycle.correlation_window)
     if incident.device_model == BUS_MODEL and child.fault_code != "device_offline":
         return False  # other faults during a bus outage come from other buses: their own repairs
     if raised < incident.first_raised_at - lifecycle.correlation_window:
@@ -92,7 +93,8 @@ def correlate(*, session: Session, ticket: Ticket, now: datetime, lifecycle: Lif
         if _covers(incident, ticket, lifecycle):
             _join(session, ticket, incident, now)
             return incident
-    return _many_devices(session, ticket, recent, now, lifecycle)
+    already = next((i for i in incidents if i.fault_code == MULTIPLE), None)
+    return _many_devices(session, ticket, recent, now, lifecycle, already)
 
 
 def _join(session: Session, child: Ticket, incident: Ticket, now: datetime) -> Ticket:
@@ -109,12 +111,22 @@ def _join(session: Session, child: Ticket, incident: Ticket, now: datetime) -> T
     return incident
 
 
-def _many_devices(session: Session, ticket: Ticket, recent: list[Ticket], now: datetime,
-                  lifecycle: Lifecycle) -> Ticket | None:
-    members = [*recent, ticket]
+def _many_devices(session: Session, ticket: Ticket, recent: list[Ticket], now: datetime, lifecycle: Lifecycle,
+                  already: Ticket | None) -> Ticket | None:
+    """Central's own incident when enough devices of the store need the same trade within the window.
+
+    A store has one open `multiple_faults` incident at a time (the open-ticket index): a new burst
+    of its trade joins it; another trade's repairs are dispatched on their own meanwhile."""
+    members = [*(t for t in recent if t.required_skill == ticket.required_skill), ticket]
     devices = sorted({t.device_id for t in members})
     if lifecycle.correlation_min_devices == 0 or len(devices) < lifecycle.correlation_min_devices:
         return None
+    if already is not None:
+        if already.required_skill != ticket.required_skill:
+            return None
+        for member in members:
+            _join(session, member, already, now)
+        return already
     lead = min(members, key=lambda t: (t.priority, t.id))  # the most urgent fault sets the incident's terms
     stores.upsert_devices(session=session, store_id=ticket.store_id,
                           rows=[{"device_id": STORE_DEVICE, "model": POWER_MODEL, "kind": "store", "location": "",

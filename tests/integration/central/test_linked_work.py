@@ -175,6 +175,38 @@ def test_three_devices_faulting_within_minutes_become_one_incident(db: Database,
     assert (get(db, alone).parent_id, get(db, alone).status) == (None, S.ASSIGNED)
 
 
+LANE = {"model": "storeguard-sco-lane", "code": "bill_jam", "fault_class": "revenue", "severity": "major"}
+
+
+def test_faults_of_different_trades_within_minutes_are_dispatched_each(db: Database, ingestor: Ingestor,
+                                                                       clock: FakeClock) -> None:
+    set_templates(db, enabled=False)
+    case = raise_at(ingestor, clock, 0, device="case-01").created_ticket_id
+    lane = raise_at(ingestor, clock, 2, device="lane-1", **LANE).created_ticket_id
+    other_case = raise_at(ingestor, clock, 4, device="case-02").created_ticket_id
+    assert not [t for t in all_tickets(db) if t.fault_code == "multiple_faults"]  # two cases and a lane
+    assert [get(db, i).parent_id for i in (case, lane, other_case)] == [None] * 3
+    third_case = raise_at(ingestor, clock, 6, device="case-03").created_ticket_id  # three of one trade now
+    [incident] = [t for t in all_tickets(db) if t.fault_code == "multiple_faults"]
+    assert incident.required_skill == "refrigeration"
+    assert sorted(incident.evidence["devices"]) == ["case-01", "case-02", "case-03"]
+    assert get(db, third_case).parent_id == incident.id and get(db, lane).parent_id is None
+
+
+def test_a_later_burst_joins_the_open_incident_of_its_trade(db: Database, ingestor: Ingestor,
+                                                            clock: FakeClock) -> None:
+    set_templates(db, enabled=False)
+    for n, minute in enumerate((0, 2, 4), start=1):
+        raise_at(ingestor, clock, minute, device=f"case-0{n}")
+    [incident] = [t for t in all_tickets(db) if t.fault_code == "multiple_faults"]
+    burst = [raise_at(ingestor, clock, minute, device=f"case-1{n}").created_ticket_id
+             for n, minute in enumerate((40, 42, 44))]  # long after, the incident still open
+    assert [t.id for t in all_tickets(db) if t.fault_code == "multiple_faults"] == [incident.id]
+    assert {get(db, i).parent_id for i in burst} == {incident.id}  # the first two joined with the third
+    lanes = [raise_at(ingestor, clock, 45 + n, device=f"lane-{n}", **LANE).created_ticket_id for n in range(3)]
+    assert [get(db, i).parent_id for i in lanes] == [None] * 3  # another trade: on their own meanwhile
+
+
 def test_an_incident_resolved_resolves_its_cleared_children_and_releases_the_rest(
         db: Database, ingestor: Ingestor, clock: FakeClock) -> None:
     set_templates(db, enabled=False)
