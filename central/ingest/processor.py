@@ -109,6 +109,7 @@ class Ingestor:
         self._logged: set[str] = set()  # rejection reasons and error types logged once; bounded by their kinds
         self._lock = threading.Lock()
         self._seconds_per_message = 0.02  # a running mean of the time to apply one (sizes batches)
+        self._backlog_claim = 0  # the next claim's size while a backlog lasts (0: none seen)
 
     # --- step one: store ---
     def store(self, topic: str, payload: bytes) -> StoreResult:
@@ -150,10 +151,15 @@ class Ingestor:
 
         The claim is sized to what fits in `budget_s` at the recent time per message (at least
         one), since the stores hear of their tickets only when the batch commits: batching
-        adds about `budget_s` to that at most, and more only under a backlog. Empty: nothing
-        is due."""
+        adds about `budget_s` to that at most. Under a backlog (the last claim came back
+        full) the claim doubles, up to `limit`: the messages waiting would wait anyway, and
+        a bigger batch shares its claim, commit and caches, so the backlog drains sooner.
+        Empty: nothing is due."""
         fits = int(budget_s / self._seconds_per_message) if self._seconds_per_message > 0 else limit
-        return self._apply(row_id=None, limit=max(1, min(limit, fits)))
+        size = max(1, min(limit, max(fits, self._backlog_claim)))
+        done = self._apply(row_id=None, limit=size)
+        self._backlog_claim = min(limit, 2 * size) if len(done) >= size else 0
+        return done
 
     def _apply(self, *, row_id: int | None, limit: int) -> list[Processed]:
         now = self._clock.now()

@@ -351,3 +351,16 @@ def test_a_batch_stops_at_its_time_budget_and_leaves_the_rest_pending(db: Databa
     assert len(ingestor.process_batch(10, budget_s=0)) == 1  # at least one, then the budget is spent
     assert ingestor.pending() == 2
     assert len(ingestor.process_batch(10, budget_s=60)) == 2
+
+
+def test_under_a_backlog_the_claim_doubles_up_to_the_limit(db: Database, ingestor: Ingestor) -> None:
+    for n in range(12):
+        message = fault(device=f"case-{n:02d}")
+        ingestor.store(topic_of(message), message.to_bytes())
+    # a zero budget fits one message; each full claim means more are waiting: 1, 2, 4, then the limit
+    assert [len(ingestor.process_batch(5, budget_s=0)) for _ in range(4)] == [1, 2, 4, 5]
+    assert len(ingestor.process_batch(5, budget_s=0)) == 0  # the backlog is gone
+    assert len(tickets(db)) == 12
+    message = fault(device="case-99")
+    ingestor.store(topic_of(message), message.to_bytes())
+    assert len(ingestor.process_batch(5, budget_s=0)) == 1  # back to the budget's size
