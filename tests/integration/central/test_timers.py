@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -133,6 +136,27 @@ def test_claims_are_batched_and_a_pass_fires_every_due_timer(database: Database)
             timers.schedule(session=session, key=f"k{i:04d}", kind="probe", due_at=T0, now=T0)
     result = timers.run_pass(database=database, registry=_recording_registry(fired), now=T0, batch_size=100)
     assert result.fired_total == 450 and len(set(fired)) == 450
+
+
+def test_batches_after_the_first_fit_the_time_budget(database: Database) -> None:
+    """A batch holds its timers' tickets until it commits: slow handlers make small batches."""
+    batches: list[int] = []  # the batch (session, one per transaction) of each firing
+    numbers = itertools.count()
+
+    def slow(session: Session, _timer: Any, _now: Any) -> None:
+        batches.append(session.info.setdefault("probe_batch", next(numbers)))
+        time.sleep(0.05)
+
+    registry = TimerRegistry()
+    registry.register("slow", slow)
+    with database.session() as session, session.begin():
+        for i in range(30):
+            timers.schedule(session=session, key=f"s{i:02d}", kind="slow", due_at=T0, now=T0)
+    result = timers.run_pass(database=database, registry=registry, now=T0, budget_s=0.2)
+    assert result.fired_total == 30
+    sizes = [len(list(group)) for _, group in itertools.groupby(batches)]
+    assert sizes[0] == timers.FIRST_CLAIM  # before it knows the cost
+    assert max(sizes[1:]) <= 4 and sum(sizes) == 30  # 0.2 s of 50 ms handlers (and the claim, the commit)
 
 
 def test_several_workers_never_fire_a_timer_twice(postgres_url: str) -> None:
