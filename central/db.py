@@ -172,13 +172,11 @@ class Database:
 def upsert(session: Session, table: FromClause) -> postgresql.Insert | sqlite.Insert:
     """An INSERT that supports ON CONFLICT on both backends (one statement per batch)."""
     assert isinstance(table, TableClause), f"upsert needs a table, not {type(table).__name__}"
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+    return insert_entity(session, table)
 
 
-def insert_entity(session: Session, entity: type[Base]) -> postgresql.Insert | sqlite.Insert:
-    """`upsert` for an ORM entity: `.returning(entity)` gives persistent objects (one statement)."""
+def insert_entity(session: Session, entity: type[Base] | TableClause) -> postgresql.Insert | sqlite.Insert:
+    """`upsert` for an ORM entity too: `.returning(entity)` gives persistent objects (one statement)."""
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(entity)
     return sqlite.insert(entity)

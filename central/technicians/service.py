@@ -37,10 +37,6 @@ def with_load(*, session: Session) -> Sequence[tuple[Technician, int]]:
     return [(technician, int(count)) for technician, count in rows]
 
 
-def candidates(*, session: Session) -> list[Candidate]:
-    return as_candidates(with_load(session=session))
-
-
 def as_candidates(loaded: Sequence[tuple[Technician, int]]) -> list[Candidate]:
     """What assignment chooses from (`with_load`'s rows; keep those to use the chosen technician)."""
     return [
